@@ -1,0 +1,31 @@
+"""Cuts: what a cut edge blocks, given the autograd reachability on both sides."""
+from __future__ import annotations
+
+from ..graph import ProbeGraph
+from .reach import _bits, loss_masks, upstream
+
+__all__ = ["blocked_by_cut"]
+
+
+def blocked_by_cut(g: ProbeGraph, src: int, dst: int, masks: list[int] | None = None) -> list[dict]:
+    """For a cut ``src -> dst``, each loss downstream of it and the upstream params it can't reach.
+
+    Returns
+    -------
+    list of dict
+        ``{"loss": name, "params": [names]}`` for each loss that reaches ``dst`` and misses at
+        least one parameter upstream of ``src``.
+
+    Notes
+    -----
+    Complexity: O(V + E) for the upstream search of ``src``.
+    """
+    masks = masks if masks is not None else loss_masks(g)
+    up = [v for v in upstream(g, src) if g.kind[v] == "param"]
+    out = []
+    for i in _bits(masks[dst]):
+        lid = g.losses[i]
+        missing = [g.label[v] for v in up if not masks[v] & (1 << i)]
+        if missing:
+            out.append({"loss": g.label[lid], "params": missing})
+    return out

@@ -1,0 +1,29 @@
+"""Detached leaves: known parameters no loss reaches, re-entry leaves, and frozen parameters."""
+from __future__ import annotations
+
+from ..graph import ProbeGraph
+from .reach import loss_masks
+
+__all__ = ["unreached", "reentry_leaves", "frozen"]
+
+
+def unreached(g: ProbeGraph, masks: list[int] | None = None) -> list[int]:
+    """Parameter nodes that require grad and that no probed loss reaches.
+
+    Complexity: O(V) after the masks.
+    """
+    masks = masks if masks is not None else loss_masks(g)
+    return [v for v, k in enumerate(g.kind) if k == "param" and masks[v] == 0 and v not in g.frozen]
+
+
+def reentry_leaves(g: ProbeGraph) -> list[int]:
+    """Leaves that require grad but belong to no known module or optimizer. Complexity: O(V)."""
+    return [v for v, k in enumerate(g.kind) if k == "reentry_leaf"]
+
+
+def frozen(g: ProbeGraph) -> list[int]:
+    """Known parameters with ``requires_grad=False``: never walked, never called detached.
+
+    Complexity: O(F log F).
+    """
+    return sorted(g.frozen)

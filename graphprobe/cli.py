@@ -1,0 +1,196 @@
+"""The command line: ``graphprobe render`` and ``graphprobe check``; ``main(argv) -> int``.
+
+Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding;
+2 bad usage; 3 the script is missing, broken, or raised before its first backward; 4 the script
+never called backward; 5 the output could not be written; 6 the script's backward raised (the
+report is still written); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import EXIT_BACKWARD_FAILED, EXIT_FINDINGS, EXIT_USAGE, GraphprobeError, OutputError
+
+__all__ = ["main", "main_entry", "FORMATS", "write_report"]
+
+FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json", ".txt": "txt"}
+
+RENDER_HELP = """\
+Run SCRIPT as `python SCRIPT ARGS...` would, record where its autograd graph is cut, and write
+the graph of its first training step.
+
+example:
+  graphprobe render cor.py -o cor.svg
+  graphprobe render train.py --epochs 1 -o graph.json     # script args pass through
+  graphprobe render train.py -- -o this_goes_to_the_script
+
+The output format follows the extension: .svg .png .dot .json .txt; `-o -` prints the text
+report. Without -o, SCRIPT's name with .svg is written in the current folder and the text report
+is printed.
+"""
+
+CHECK_HELP = """\
+Run SCRIPT like `graphprobe render` and print the text report. Exit 1 when a finding has
+severity error (a cut between trainable modules, an optimizer-held parameter no loss reaches, a
+backward that will fail), else 0: use it to gate CI.
+
+example:
+  graphprobe check cor.py && echo "gradient flows"
+"""
+
+# Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
+_VALUED = {"-o", "--output", "--steps", "--title"}
+_FLAGS = {"--keep-running", "--quiet", "-q", "--no-color", "--color"}
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate our options from the script's arguments (ours may come before or after SCRIPT)."""
+    ours: list[str] = []
+    script_args: list[str] = []
+    seen_script = False
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            script_args.extend(argv[i + 1:])
+            break
+        key = a.split("=", 1)[0]
+        if key in _VALUED:
+            ours.append(a)
+            if "=" not in a and i + 1 < len(argv):
+                ours.append(argv[i + 1])
+                i += 1
+        elif key in _FLAGS or (not seen_script and a.startswith("-")):
+            ours.append(a)
+        elif not seen_script:
+            ours.append(a)
+            seen_script = True
+        else:
+            script_args.append(a)
+        i += 1
+    return ours, script_args
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="graphprobe",
+        description="Show where a PyTorch autograd graph is connected, where it is cut, and why.",
+        epilog="example: graphprobe render cor.py -o cor.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"graphprobe {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{render,check}")
+    for name, text in (("render", RENDER_HELP), ("check", CHECK_HELP)):
+        s = sub.add_parser(name, description=text, help=text.splitlines()[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("script", help="the Python script to run")
+        if name == "render":
+            s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt) or - for text")
+            s.add_argument("--title", help="title of the picture (default: the verdict)")
+        s.add_argument("--steps", type=int, default=1, help="training steps to capture (default 1)")
+        s.add_argument("--keep-running", action="store_true",
+                       help="after capture, let the script run to its end with every patch removed")
+        s.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+        s.add_argument("--no-color", action="store_true", help="no colours in the text report")
+    return p
+
+
+def _use_color(args: argparse.Namespace) -> bool:
+    return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def write_report(report: object, path: str, title: str | None = None) -> None:
+    """Write ``report`` to ``path`` in the format its extension names, atomically."""
+    from .render.engine import write_atomic
+
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise OutputError(
+            f"graphprobe: unknown output extension {ext or '(none)'!r} in {path}. "
+            f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report."
+        )
+    opts = {"title": title} if title else {}
+    if fmt == "svg":
+        data = report.to_svg(**opts).encode("utf-8")  # type: ignore[attr-defined]
+    elif fmt == "png":
+        from .render.engine import layout
+
+        data = layout(report.to_dot(**opts), "png")  # type: ignore[attr-defined]
+    elif fmt == "dot":
+        data = report.to_dot(**opts).encode("utf-8")  # type: ignore[attr-defined]
+    elif fmt == "json":
+        data = (report.to_json() + "\n").encode("utf-8")  # type: ignore[attr-defined]
+    else:
+        data = report.to_text().encode("utf-8")  # type: ignore[attr-defined]
+    write_atomic(path, data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv and argv[0] in ("render", "check"):
+        ours, script_args = _split(argv[1:])
+        try:
+            args = parser.parse_args([argv[0], *ours])
+        except SystemExit as e:
+            return int(e.code or 0)
+    else:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:
+            return int(e.code or 0)
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.steps < 1:
+        print("graphprobe: --steps must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    output = getattr(args, "output", None)
+    if output and output != "-" and os.path.splitext(output)[1].lower() not in FORMATS:
+        print(f"graphprobe: unknown output extension in {output}. "
+              f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report.", file=sys.stderr)
+        return OutputError.exit_code
+
+    from .runner import RunOptions, run_script
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    try:
+        res = run_script(RunOptions(args.script, script_args, steps=args.steps,
+                                    keep_running=args.keep_running, progress=progress))
+        report = res.report
+        color = _use_color(args)
+        if args.command == "check":
+            sys.stdout.write(report.to_text(color=color))
+            code = EXIT_FINDINGS if not report.ok else 0
+        else:
+            if output == "-":
+                sys.stdout.write(report.to_text(color=color))
+            else:
+                path = output or os.path.splitext(os.path.basename(args.script))[0] + ".svg"
+                write_report(report, path, getattr(args, "title", None))
+                if not output:
+                    sys.stdout.write(report.to_text(color=color))
+                progress(f"graphprobe: wrote {path}")
+            code = 0
+        if res.backward_failed:
+            return EXIT_BACKWARD_FAILED
+        return code
+    except GraphprobeError as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("graphprobe: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

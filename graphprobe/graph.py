@@ -1,0 +1,159 @@
+"""The graph model: a compact, columnar record of one autograd graph, and its networkx view.
+
+The walk (:mod:`graphprobe.walk`) fills a :class:`ProbeGraph`; the analyses read it; the renderers
+draw it.  Columns instead of one dict per node keep a 500k-node graph small, and the networkx
+``DiGraph`` is built in bulk on first access only.
+
+Node schema (one row per node, ids are ``0..n-1`` in walk order, stable for the same program):
+
+=============  ===========================================================================
+attribute      meaning
+=============  ===========================================================================
+``kind``       ``loss``, ``op``, ``param``, ``leaf`` (an input leaf that requires grad, made
+               on purpose) or ``reentry_leaf`` (a leaf that requires grad but belongs to no
+               module or optimizer: usually a tensor rebuilt after a cut)
+``label``      text to draw: ``net1.weight``, ``AddmmBackward0``, ``loss2``
+``op``         the ``grad_fn`` class name (``AccumulateGrad`` for leaves, None for losses)
+``module``     owning module path where known (``net1``, ``model.coarse``)
+``name``       the user's name: a loss or parameter name, or the variable that holds an op's
+               output (``tmp``)
+``shape``      tensor shape (list of int) for loss, param and leaf nodes, else None
+``dtype``      ``float32`` ...;  ``device``: ``cpu``, ``cuda:0`` ...
+``freed``      True when an earlier backward freed this node's saved tensors
+``location``   ``file:line`` where known (losses under the recorder)
+=============  ===========================================================================
+
+Edges run in data-flow direction (parameter -> op -> loss). ``kind`` is ``data`` for an autograd
+edge and ``cut`` for a cut edge the recorder found (``cut`` then holds its index in ``cuts``).
+Cut edges are not autograd edges: reachability never crosses them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+__all__ = ["NODE_KINDS", "ProbeGraph", "TensorMeta"]
+
+NODE_KINDS = ("loss", "op", "param", "leaf", "reentry_leaf")
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Shape, dtype and device of a tensor, copied out so no tensor is kept alive."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+
+    @classmethod
+    def of(cls, t: Any) -> "TensorMeta":
+        return cls(tuple(int(s) for s in t.shape), str(t.dtype).replace("torch.", ""), str(t.device))
+
+
+@dataclass
+class ProbeGraph:
+    """A walked autograd graph in columns; see the module docstring for the schema."""
+
+    kind: list[str] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    op: list[str | None] = field(default_factory=list)
+    module: list[str | None] = field(default_factory=list)
+    name: list[str | None] = field(default_factory=list)
+    meta: dict[int, TensorMeta] = field(default_factory=dict)
+    location: dict[int, str] = field(default_factory=dict)
+    freed: set[int] = field(default_factory=set)
+    #: data edges, producer -> consumer
+    src: list[int] = field(default_factory=list)
+    dst: list[int] = field(default_factory=list)
+    #: cut edges: (from node, to node, index into the report's cuts)
+    cut_edges: list[tuple[int, int, int]] = field(default_factory=list)
+    #: loss node ids, in the order the losses were given
+    losses: list[int] = field(default_factory=list)
+    #: loss node ids whose named terms are losses too (``loss1 + loss2``); shared ignores them
+    composite: set[int] = field(default_factory=set)
+    #: loss node ids that are named terms of another loss (found in the caller's frame)
+    terms: set[int] = field(default_factory=set)
+    #: param node ids -> optimizer names that hold them
+    optimizers: dict[int, list[str]] = field(default_factory=dict)
+    #: param node ids with requires_grad=False (known, never walked)
+    frozen: set[int] = field(default_factory=set)
+    _producers: list[list[int]] | None = field(default=None, repr=False)
+    _nx: Any = field(default=None, repr=False)
+
+    # -- building -------------------------------------------------------------------------
+    def add_node(self, kind: str, label: str, op: str | None = None, module: str | None = None,
+                 name: str | None = None) -> int:
+        """Append a node and return its id."""
+        self.kind.append(kind)
+        self.label.append(label)
+        self.op.append(op)
+        self.module.append(module)
+        self.name.append(name)
+        self._producers = None
+        self._nx = None
+        return len(self.kind) - 1
+
+    def add_edge(self, producer: int, consumer: int) -> None:
+        """Append a data edge in data-flow direction."""
+        self.src.append(producer)
+        self.dst.append(consumer)
+        self._producers = None
+        self._nx = None
+
+    # -- reading --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    @property
+    def number_of_edges(self) -> int:
+        return len(self.src)
+
+    def producers(self) -> list[list[int]]:
+        """For each node, the nodes that feed it (its autograd ``next_functions``), cached."""
+        if self._producers is None:
+            prods: list[list[int]] = [[] for _ in range(len(self.kind))]
+            for s, d in zip(self.src, self.dst):
+                prods[d].append(s)
+            self._producers = prods
+        return self._producers
+
+    def nodes_of_kind(self, *kinds: str) -> list[int]:
+        """Node ids whose kind is one of ``kinds``, in id order."""
+        want = set(kinds)
+        return [i for i, k in enumerate(self.kind) if k in want]
+
+    def node_attrs(self, i: int) -> dict[str, Any]:
+        """The documented attribute dict of node ``i`` (JSON-ready)."""
+        m = self.meta.get(i)
+        return {
+            "id": i,
+            "kind": self.kind[i],
+            "label": self.label[i],
+            "op": self.op[i],
+            "module": self.module[i],
+            "name": self.name[i],
+            "shape": list(m.shape) if m else None,
+            "dtype": m.dtype if m else None,
+            "device": m.device if m else None,
+            "freed": i in self.freed,
+            "location": self.location.get(i),
+        }
+
+    def iter_edges(self) -> Iterator[dict[str, Any]]:
+        """Every edge as a JSON-ready dict: data edges first, then cut edges."""
+        for s, d in zip(self.src, self.dst):
+            yield {"source": s, "target": d, "kind": "data"}
+        for s, d, c in self.cut_edges:
+            yield {"source": s, "target": d, "kind": "cut", "cut": c}
+
+    def to_networkx(self) -> Any:
+        """The graph as a ``networkx.DiGraph`` (built once, in bulk, on first call)."""
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            g.add_nodes_from((i, self.node_attrs(i)) for i in range(len(self.kind)))
+            g.add_edges_from(zip(self.src, self.dst), kind="data")
+            g.add_edges_from((s, d, {"kind": "cut", "cut": c}) for s, d, c in self.cut_edges)
+            self._nx = g
+        return self._nx

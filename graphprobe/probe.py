@@ -1,0 +1,340 @@
+"""``probe(*losses)``: walk the losses' graph, run the analyses, and return a :class:`Report`.
+
+This module is glue: names (:mod:`.names`), the walk (:mod:`.walk`), the recorder's cuts
+(:mod:`.trace`) and the analyses (:mod:`.analysis`) meet here. No tensor or autograd node
+outlives the call: what the report keeps is strings, numbers and node ids.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from . import analysis as A
+from .errors import ProbeInputError
+from .graph import ProbeGraph, TensorMeta
+from .names import Known, collect_known, frame_namespaces, name_of
+from .report import Report
+from .walk import Root, walk
+
+__all__ = ["probe", "build_report", "frame_tensors"]
+
+FIX_CUT = ("keep the computation in torch between the two modules (no .numpy(), .item(), .tolist(), "
+           ".data or .detach()), so loss gradients flow back upstream")
+FIX_FREED = ("sum the losses and call backward once ((loss1 + loss2).backward()), or pass "
+             "retain_graph=True to the first backward")
+
+
+def _check_losses(losses: Sequence[Any]) -> list[torch.Tensor]:
+    flat: list[Any] = []
+    for x in losses:
+        if isinstance(x, (list, tuple)):
+            flat.extend(x)
+        else:
+            flat.append(x)
+    if not flat:
+        raise ProbeInputError(
+            "probe() needs at least one loss tensor, e.g. probe(loss1, loss2). "
+            "Call it after the forward pass and before backward."
+        )
+    for i, t in enumerate(flat):
+        if not isinstance(t, torch.Tensor):
+            raise ProbeInputError(
+                f"probe() argument {i} is a {type(t).__name__}, not a tensor. Pass the loss tensors "
+                "themselves (not loss.item() or a float)."
+            )
+        if t.grad_fn is None and not t.requires_grad:
+            raise ProbeInputError(
+                f"probe() argument {i} has no grad_fn and does not require grad: it was computed under "
+                "torch.no_grad() / inference_mode, or from detached data (.detach(), .data, .numpy(), "
+                ".item()). No gradient can flow from it; compute it with grad enabled."
+            )
+    return flat
+
+
+def frame_tensors(frame: types.FrameType | None) -> tuple[dict[Any, str], dict[int, str]]:
+    """``grad_fn -> name`` for non-leaf tensors and ``id -> name`` for grad leaves in the frame."""
+    fn_names: dict[Any, str] = {}
+    leaf_names: dict[int, str] = {}
+    for ns in frame_namespaces(frame):
+        for k, v in list(ns.items()):
+            if k.startswith("_") or not isinstance(v, torch.Tensor):
+                continue
+            fn = v.grad_fn
+            if fn is not None:
+                fn_names.setdefault(fn, k)
+            elif v.requires_grad:
+                leaf_names.setdefault(id(v), k)
+    return fn_names, leaf_names
+
+
+def probe(*losses: Any, params: Any = None, names: Sequence[str] | Mapping[int, str] | None = None,
+          trace: Any = None, check_freed: bool = True) -> Report:
+    """Walk the graph behind ``losses`` and report reachability, sharing, detached leaves and cuts.
+
+    Parameters
+    ----------
+    *losses : torch.Tensor
+        The loss tensors, before their backward (or after it, to see what it freed).
+    params : dict or list of nn.Module, optional
+        ``{"net1": net1, ...}`` or ``[net1, net2]``. By default the ``nn.Module`` objects and
+        optimizers in the caller's frame are used to name parameters.
+    names : list of str, optional
+        Names for the losses. By default the caller's variable names (``loss1``).
+    trace : graphprobe.Trace, optional
+        A recorder whose cuts to include; the active one is used when this is None.
+    check_freed : bool
+        Look for nodes whose saved tensors an earlier backward freed.
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    graphprobe.errors.ProbeInputError
+        With no loss, a non-tensor, or a tensor that carries no graph.
+
+    Notes
+    -----
+    Complexity: O(V + E) for the walk and each analysis, V nodes and E edges, with bitsets over
+    the losses for reachability.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(3, 1)
+    >>> loss = net(torch.ones(2, 3)).sum()
+    >>> probe(loss).reaches
+    {'loss': ['net.weight', 'net.bias']}
+    """
+    flat = _check_losses(losses)
+    frame = sys._getframe(1)
+    try:
+        return build_report(flat, frame, params=params, names=names, trace=trace, check_freed=check_freed)
+    finally:
+        del frame
+
+
+def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, *, params: Any = None,
+                 names: Sequence[str] | Mapping[int, str] | None = None, trace: Any = None,
+                 check_freed: bool = True, terms: Sequence[Root] = (),
+                 locations: Sequence[str | None] | None = None,
+                 freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None) -> Report:
+    """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
+
+    ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
+    (the runner finds them when a backward fails), ``locations`` where each loss's backward ran.
+    """
+    known = collect_known(frame, params)
+    namespaces = frame_namespaces(frame)
+    roots: list[Root] = []
+    terms = [r for r in terms if all(r.tensor is not t for t in losses)]
+    for i, t in enumerate(losses):
+        nm: str | None = None
+        if isinstance(names, Mapping):
+            nm = names.get(i)
+        elif names is not None and i < len(names):
+            nm = names[i]
+        nm = nm or name_of(t, namespaces) or f"loss[{i}]"
+        roots.append(Root(nm, t, locations[i] if locations else None))
+    # Unique loss names: a second "loss" becomes "loss#2".
+    seen: dict[str, int] = {}
+    for r in list(roots) + list(terms):
+        c = seen.get(r.name, 0) + 1
+        seen[r.name] = c
+        if c > 1:
+            r.name = f"{r.name}#{c}"
+    fn_names, leaf_names = var_names if var_names is not None else frame_tensors(frame)
+
+    from .trace import active_trace
+
+    tr = trace if trace is not None else active_trace()
+    cut_records = tr.cut_records() if tr is not None else []
+    extra_fns = [fn for rec in cut_records for fn in rec.source_fns]
+    reentry_ids = tr.reentry_leaf_ids() if tr is not None else set()
+    plain_ids = tr.plain_leaf_ids() if tr is not None else set()
+
+    res = walk(roots, known, extra_fns=extra_fns, var_names=fn_names, reentry_ids=reentry_ids,
+               plain_leaf_ids=plain_ids, check_freed=check_freed, terms=terms)
+    g = res.graph
+    for fn in freed_fns:
+        nid = res.fn_node.get(fn)
+        if nid is not None:
+            g.freed.add(nid)
+    # Re-entry leaves take the user's variable name (tmp).
+    for tid, nid in res.leaf_node.items():
+        if g.kind[nid] in ("reentry_leaf", "leaf") and tid in leaf_names:
+            g.name[nid] = leaf_names[tid]
+            g.label[nid] = leaf_names[tid]
+    _add_unwalked_params(g, known, res.leaf_node)
+    cut_pairs = _map_cuts(g, cut_records, res, known)
+    report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node})
+    del res, known, cut_records, extra_fns, fn_names
+    return report
+
+
+def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int]) -> None:
+    """Known parameters the walk never met: unreached (requires grad) or frozen nodes."""
+    for pid, info in known.params.items():
+        if pid in leaf_node:
+            continue
+        t = info.tensor
+        nid = g.add_node("param", info.name, "AccumulateGrad", info.module, info.name)
+        g.meta[nid] = TensorMeta.of(t)
+        if info.optimizers:
+            g.optimizers[nid] = list(info.optimizers)
+        if not t.requires_grad:
+            g.frozen.add(nid)
+        leaf_node[pid] = nid
+
+
+def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> list[tuple[int, int, Any]]:
+    """Turn the recorder's cut records into (from node, to node, record) triples."""
+    out: list[tuple[int, int, Any]] = []
+    seen: set[tuple[int, int, str]] = set()
+    for rec in records:
+        srcs: list[int] = []
+        for fn in rec.source_fns:
+            nid = res.fn_node.get(fn)
+            if nid is not None:
+                srcs.append(nid)
+        for tid in rec.source_param_ids:
+            nid = res.leaf_node.get(tid)
+            if nid is not None:
+                srcs.append(nid)
+        dsts: list[int] = []
+        if rec.target_fn is not None and rec.target_fn in res.fn_node:
+            dsts.append(res.fn_node[rec.target_fn])
+        leaf = rec.target_leaf() if rec.target_leaf is not None else None
+        if leaf is not None and id(leaf) in res.leaf_node:
+            dsts.append(res.leaf_node[id(leaf)])
+        if not srcs or not dsts:
+            continue  # the cut's two sides are not both in this graph
+        if g.kind[dsts[0]] in ("reentry_leaf", "leaf"):
+            # Draw the cut into the op that reads the re-entered leaf (net2's), not the leaf itself.
+            leaf = dsts[0]
+            consumer = next((d for s, d in zip(g.src, g.dst) if s == leaf), None)
+            if consumer is not None:
+                dsts[0] = consumer
+        for s in srcs[:1] if rec.kind != "no_grad" else srcs:
+            key = (s, dsts[0], rec.location)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((s, dsts[0], rec))
+    return out
+
+
+def _cut_severity(g: ProbeGraph, rec: Any, s: int, d: int, blocked: list[dict], masks: list[int]) -> tuple[str, str]:
+    src_mod, dst_mod = g.module[s], g.module[d]
+    upstream_params = [v for v in A.upstream(g, s) if g.kind[v] == "param" and v not in g.frozen]
+    trainable_up = any(v in g.optimizers or g.module[v] is not None for v in upstream_params)
+    starved = [v for v in upstream_params if masks[v] == 0]
+    if rec.made_requires_grad:
+        return "error", ("the re-entered tensor was made to require grad, so a gradient was expected here, "
+                         "but it stops at this leaf and never reaches the upstream parameters")
+    round_trip = rec.kind in ("numpy", "item", "tolist", "data")
+    if round_trip and trainable_up and (dst_mod is None or dst_mod != src_mod):
+        return "error", (f"a {rec.kind} round trip carries {src_mod or 'an upstream'} output into "
+                         f"{dst_mod or 'a downstream op'}: the downstream loss cannot train the upstream module")
+    if starved and any(v in g.optimizers for v in starved):
+        return "warning", "the upstream parameters get no gradient from any probed loss"
+    return "info", (f"an explicit {rec.kind} used as a constant: the upstream module is trained by "
+                    "other losses (intended in a GAN discriminator step or an actor-critic advantage)")
+
+
+def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[int, int, Any]] = (),
+            reentry_confirmed: set[int] | None = None) -> Report:
+    """Run every analysis on ``g`` and gather the findings into a :class:`Report`.
+
+    Notes
+    -----
+    Complexity: O(V + E) plus O(V + E) per cut for its upstream search.
+    """
+    reentry_confirmed = reentry_confirmed or set()
+    masks = A.loss_masks(g)
+    # A loss that reaches a named term of itself (tol_loss = loss1 + loss2) is composite.
+    producers = g.producers()
+    for t in g.terms:
+        for p in producers[t]:
+            for i, lid in enumerate(g.losses):
+                if lid not in g.terms and masks[p] >> i & 1:
+                    g.composite.add(lid)
+    rep = Report(g)
+    rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
+                   "composite": l in g.composite} for l in g.losses]
+    rep.reaches = A.reaches(g, masks)
+    for v, k in enumerate(g.kind):
+        if k == "param":
+            m = g.meta.get(v)
+            rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
+                               "module": g.module[v], "optimizers": g.optimizers.get(v, []),
+                               "reached_by": A.reached_by(g, v, masks), "node": v,
+                               "frozen": v in g.frozen})
+    rep.components = A.components(g)
+    rep.shared = A.shared(g, masks)
+    rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
+    # Cuts first: the detached findings point at them.
+    for s, d, rec in cut_pairs:
+        ci = len(rep.cuts)
+        g.cut_edges.append((s, d, ci))
+        blocked = A.blocked_by_cut(g, s, d, masks)
+        severity, reason = _cut_severity(g, rec, s, d, blocked, masks)
+        rep.cuts.append({
+            "kind": rec.kind,
+            "chain": [{"op": op, "location": loc} for op, loc in rec.chain],
+            "location": rec.location,
+            "reentry_location": rec.reentry_location,
+            "from": {"node": s, "op": g.op[s] or g.label[s], "module": g.module[s]},
+            "to": {"node": d, "op": g.op[d] or g.label[d], "module": g.module[d]},
+            "blocked": blocked,
+            "severity": severity,
+            "guess": rec.guess,
+            "ignored": rec.ignored,
+            "reason": reason,
+            "fix": FIX_CUT if severity != "info" else "nothing to fix if the constant is intended; "
+                   "add '# graphprobe: ignore' on the line to silence it",
+        })
+    cut_of_param: dict[int, dict] = {}
+    for c in rep.cuts:
+        for v in A.upstream(g, c["from"]["node"]):
+            cut_of_param.setdefault(v, c)
+    for v in A.unreached(g, masks):
+        opts = g.optimizers.get(v, [])
+        c = cut_of_param.get(v)
+        reason = "no probed loss reaches it"
+        if c is not None:
+            reason += f"; the path to {', '.join(b['loss'] for b in c['blocked']) or 'the losses'} was cut at {c['location']} ({c['kind']})"
+        if opts:
+            reason += f"; {', '.join(opts)} hold{'s' if len(opts) == 1 else ''} it, so {'its' if len(opts) == 1 else 'their'} step() does nothing to it"
+        rep.detached.append({
+            "name": g.label[v], "kind": "unreached", "severity": "error" if opts else "warning",
+            "optimizers": opts, "module": g.module[v], "reason": reason, "node": v,
+            "cut": rep.cuts.index(c) if c is not None else None,
+            "fix": FIX_CUT if c is not None else "connect it to a loss, or remove it from the optimizer "
+                   "and freeze it (requires_grad_(False)) if it is not meant to train",
+        })
+    for v in A.reentry_leaves(g):
+        confirmed = v in reentry_confirmed
+        rep.detached.append({
+            "name": g.label[v], "kind": "reentry_leaf", "severity": "error" if confirmed else "warning",
+            "optimizers": g.optimizers.get(v, []), "module": None, "node": v,
+            "reason": ("a leaf that requires grad but belongs to no module or optimizer: usually the sign of "
+                       "a cut, a tensor rebuilt outside autograd (numpy, .item(), .data) and made to require "
+                       "grad. Its gradient goes nowhere."
+                       + (" The recorder saw it re-enter autograd." if confirmed else "")),
+            "fix": FIX_CUT + "; or drop requires_grad_(True) if the cut is intended",
+        })
+    for f in A.freed_nodes(g, masks):
+        f.update({
+            "severity": "error",
+            "reason": (f"an earlier backward freed the saved tensors of {f['op']}"
+                       + (f" in {f['module']}" if f["module"] else "")
+                       + f"; a backward of {', '.join(f['losses']) or 'a loss'} through it will fail"),
+            "fix": FIX_FREED,
+        })
+        rep.freed.append(f)
+    return rep

@@ -1,0 +1,179 @@
+"""The report: the analyses' findings over one graph, as text, JSON, DOT, SVG and PNG.
+
+The JSON (``Report.to_dict()``) is a public, versioned contract; ``"schema": 1``. Its keys:
+
+- ``losses``: ``[{name, location, node}]``
+- ``params``: ``[{name, shape, module, optimizers, reached_by, node, frozen}]``
+- ``components``: ``[{losses, params}]``
+- ``shared``: ``[{losses, params, nodes}]``
+- ``detached``: ``[{name, kind, severity, optimizers, reason, fix, node}]``; ``kind`` is
+  ``unreached`` or ``reentry_leaf``
+- ``frozen``: ``[{name, module, node}]``
+- ``freed``: ``[{node, op, module, losses, severity, reason, fix}]``
+- ``cuts``: ``[{kind, chain: [{op, location}], location, reentry_location, from: {node, op,
+  module}, to: {node, op, module}, blocked: [{loss, params}], severity, guess, ignored, reason,
+  fix}]``
+- ``errors``: ``[{kind, message, severity, ...}]``
+- ``nodes``, ``edges``: the graph (see :mod:`graphprobe.graph` for the schema)
+- ``verdict``: the one-line summary; ``findings``: counts by severity
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import ProbeGraph
+
+__all__ = ["Report", "SCHEMA_VERSION", "SEVERITIES"]
+
+SCHEMA_VERSION = 1
+SEVERITIES = ("error", "warning", "info")
+
+
+def _short(loc: str | None) -> str:
+    if not loc:
+        return "?"
+    path, _, line = loc.rpartition(":")
+    return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
+
+
+def _join(names: list[str], limit: int = 4) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+@dataclass
+class Report:
+    """What :func:`graphprobe.probe` found. ``print(report)`` gives the text report."""
+
+    model: ProbeGraph
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    params: list[dict[str, Any]] = field(default_factory=list)
+    reaches: dict[str, list[str]] = field(default_factory=dict)
+    components: list[dict[str, list[str]]] = field(default_factory=list)
+    shared: list[dict[str, Any]] = field(default_factory=list)
+    detached: list[dict[str, Any]] = field(default_factory=list)
+    frozen: list[dict[str, Any]] = field(default_factory=list)
+    freed: list[dict[str, Any]] = field(default_factory=list)
+    cuts: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- the graph --------------------------------------------------------------------------
+    @property
+    def graph(self) -> Any:
+        """The graph as a ``networkx.DiGraph`` (data-flow direction), built on first access."""
+        return self.model.to_networkx()
+
+    # -- findings ---------------------------------------------------------------------------
+    def findings(self) -> list[dict[str, Any]]:
+        """Every finding that carries a severity, ignored cuts left out."""
+        out: list[dict[str, Any]] = []
+        out += [c for c in self.cuts if not c.get("ignored")]
+        out += self.detached + self.freed + self.errors
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Findings by severity."""
+        c = {s: 0 for s in SEVERITIES}
+        for f in self.findings():
+            c[f["severity"]] = c.get(f["severity"], 0) + 1
+        return c
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding has severity ``error``."""
+        return self.counts()["error"] == 0
+
+    def verdict(self) -> str:
+        """The one-line summary that opens the text report."""
+        nl = len(self.losses)
+        nc = len(self.components)
+        head = f"{nl} loss{'es' if nl != 1 else ''}, {nc} component{'s' if nc != 1 else ''}"
+        unreached = [d for d in self.detached if d["kind"] == "unreached"]
+        parts: list[str] = []
+        if self.errors:
+            parts.append(self.errors[0]["message"].split("\n")[0])
+        live_cuts = [c for c in self.cuts if not c.get("ignored") and c["severity"] != "info"]
+        if live_cuts:
+            c = live_cuts[0]
+            cut = f"{c['kind']} cut at {_short(c['location'])}"
+            if c["blocked"]:
+                b = c["blocked"][0]
+                cut += f": {b['loss']} does not reach {_join(b['params'])}"
+            parts.append(cut)
+        if unreached:
+            # Which loss reaches what, for the losses that miss something.
+            groups = {p["name"]: p["module"] for p in self.params}
+            names = [d["name"] for d in unreached]
+            for loss, ps in self.reaches.items():
+                mods = sorted({groups.get(p) or p for p in ps})
+                if mods and len(self.losses) <= 3:
+                    parts.append(f"{loss} reaches {_join(mods)} only" if names else f"{loss} reaches {_join(mods)}")
+            parts.append(f"{_join(names)} get{'s' if len(names) == 1 else ''} no gradient"
+                         + (" from it" if len(self.losses) == 1 else " from any loss"))
+        elif not parts:
+            parts.append("every known parameter gets a gradient" if self.params else "no known parameters")
+        return head + ": " + "; ".join(parts)
+
+    # -- output -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON contract as a dict (``"schema": 1``)."""
+        g = self.model
+        return {
+            "schema": SCHEMA_VERSION,
+            "verdict": self.verdict(),
+            "findings": self.counts(),
+            "losses": self.losses,
+            "params": self.params,
+            "reaches": self.reaches,
+            "components": self.components,
+            "shared": self.shared,
+            "detached": self.detached,
+            "frozen": self.frozen,
+            "freed": self.freed,
+            "cuts": self.cuts,
+            "errors": self.errors,
+            "notes": self.notes,
+            "nodes": [g.node_attrs(i) for i in range(len(g))],
+            "edges": list(g.iter_edges()),
+        }
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """The JSON contract as text."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_text(self, color: bool = False) -> str:
+        """The text report: verdict, reaches, shared, findings with fixes."""
+        from .render.text import render_text
+
+        return render_text(self, color=color)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return f"<graphprobe.Report {self.verdict()!r}>"
+
+    def to_dot(self, **options: Any) -> str:
+        """The graph in Graphviz DOT: module clusters, cut edges in red, a legend."""
+        from .render.dot import DotOptions, to_dot
+
+        return to_dot(self, DotOptions(**options))
+
+    def to_svg(self, path: str | None = None, **options: Any) -> str:
+        """Lay out with ``dot`` (or ``graphviz-pure``) and return the SVG; write it if ``path``."""
+        from .render.engine import layout, write_atomic
+
+        svg = layout(self.to_dot(**options), "svg").decode("utf-8")
+        if path is not None:
+            write_atomic(path, svg.encode("utf-8"))
+        return svg
+
+    def to_png(self, path: str, **options: Any) -> None:
+        """Lay out and write a PNG to ``path`` (atomically)."""
+        from .render.engine import layout, write_atomic
+
+        write_atomic(path, layout(self.to_dot(**options), "png"))

@@ -1,0 +1,395 @@
+"""Running a user's script under the recorder, capturing its backward calls for one training step.
+
+The script runs as ``__main__`` with its own argv and ``sys.path[0]``, as ``python script.py``
+would run it (``runpy.run_path``). ``Tensor.backward``, ``torch.autograd.backward`` and
+``torch.autograd.grad`` are wrapped: each call's losses are kept until the step ends, which is
+when a backward call site repeats (the loop came round) or the script ends. Then the graph is
+walked once for all of them, and the script is stopped, or, with ``keep_running``, left to run
+on with every patch removed. Every patch is removed on every exit path.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import runpy
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .errors import NoBackwardError, ScriptError
+from .names import frame_namespaces, name_of
+from .probe import build_report, frame_tensors
+from .report import Report
+from .trace import Trace, TraceSnapshot, _is_user_file, user_frame, user_location
+from .walk import Root
+
+__all__ = ["RunOptions", "RunResult", "run_script"]
+
+_TWICE = "backward through the graph a second time"
+_NO_GRAD = "does not require grad"
+
+
+class _StopCapture(BaseException):
+    """Raised inside the script's backward to end the run once the step is captured."""
+
+
+@dataclass
+class RunOptions:
+    """What to run and how much of it to capture."""
+
+    script: str
+    args: list[str] = field(default_factory=list)
+    steps: int = 1
+    keep_running: bool = False
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class RunResult:
+    """The report, whether a backward failed, and how the script ended."""
+
+    report: Report
+    backward_failed: bool = False
+    script_exit: int | None = None
+    stopped_early: bool = False
+
+
+@dataclass
+class _Call:
+    site: str | None
+    roots: list[Root]
+    retain: bool
+    frame_names: dict[str, Any]
+
+
+class _Capture:
+    def __init__(self, opts: RunOptions, tr: Trace) -> None:
+        self.opts = opts
+        self.tr = tr
+        self.calls: list[_Call] = []
+        self.round_sites: set[str | None] = set()
+        self.rounds = 0
+        self.depth = 0
+        self.done = False
+        self.report: Report | None = None
+        self.errors: list[dict[str, Any]] = []
+        self.freed_fns: list[Any] = []
+        self.frame: Any = None
+        self.terms: list[Root] = []
+        self.snapshot = TraceSnapshot()
+        self.fn_names: dict[Any, str] = {}
+        self.leaf_names: dict[int, str] = {}
+        self.backward_failed = False
+        self.patches: list[tuple[Any, str, Any]] = []
+
+    # -- patches ------------------------------------------------------------------------
+    def install(self) -> None:
+        cap = self
+        orig_tb = torch.Tensor.backward
+        orig_ab = torch.autograd.backward
+        orig_grad = torch.autograd.grad
+
+        def tensor_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            return cap.around([self], kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
+                              lambda: orig_tb(self, *args, **kwargs))
+
+        def autograd_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            ts = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+            return cap.around(ts, kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
+                              lambda: orig_ab(tensors, *args, **kwargs))
+
+        def autograd_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            ts = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+            return cap.around(ts, kwargs.get("retain_graph", args[2] if len(args) > 2 else None),
+                              lambda: orig_grad(outputs, *args, **kwargs))
+
+        for owner, name, new in ((torch.Tensor, "backward", tensor_backward),
+                                 (torch.autograd, "backward", autograd_backward),
+                                 (torch.autograd, "grad", autograd_grad)):
+            self.patches.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, new)
+
+    def uninstall(self) -> None:
+        while self.patches:
+            owner, name, orig = self.patches.pop()
+            setattr(owner, name, orig)
+
+    # -- one backward call --------------------------------------------------------------
+    def around(self, tensors: list[Any], retain: Any, run: Callable[[], Any]) -> Any:
+        if self.depth or self.done:
+            return run()
+        self.depth += 1
+        try:
+            site = user_location(3)
+            if site in self.round_sites:
+                self.rounds += 1
+                self.round_sites = set()
+                if self.rounds >= self.opts.steps:
+                    self.finish()
+                    if not self.opts.keep_running:
+                        raise _StopCapture()
+                    return run()
+            self.round_sites.add(site)
+            frame = user_frame(3)
+            self.note_call(tensors, site, bool(retain), frame)
+            # An earlier backward without retain_graph may have freed nodes this one needs: find
+            # them now, since a failing backward frees its own nodes on the way to the failure.
+            freed = self.scan_freed(tensors) if any(not c.retain for c in self.calls[:-1]) else []
+            try:
+                return run()
+            except RuntimeError as e:
+                self.on_error(e, tensors, site, freed)
+                raise
+        finally:
+            self.depth -= 1
+
+    def note_call(self, tensors: list[Any], site: str | None, retain: bool, frame: Any) -> None:
+        namespaces = frame_namespaces(frame)
+        expr = _source_expr(site)
+        roots = []
+        for i, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor) or (t.grad_fn is None and not t.requires_grad):
+                continue
+            nm = name_of(t, namespaces) or (expr if expr and len(tensors) == 1 else None) or f"loss[{len(self.calls)}.{i}]"
+            roots.append(Root(nm, t, site))
+        # Named 0-dim terms of a summed loss (loss1, loss2 in tol_loss = loss2 + loss1).
+        ids = {id(t) for t in tensors}
+        for ns in namespaces[:1]:
+            for k, v in list(ns.items()):
+                if (isinstance(v, torch.Tensor) and not k.startswith("_") and v.dim() == 0
+                        and v.grad_fn is not None and id(v) not in ids
+                        and all(id(v) != id(r.tensor) for r in self.terms)):
+                    self.terms.append(Root(k, v, site))
+        self.calls.append(_Call(site, roots, retain, {}))
+        self.frame = frame
+        # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
+        self.snapshot.add(self.tr)
+        fns, leaves = frame_tensors(frame)
+        for k, v in fns.items():
+            self.fn_names.setdefault(k, v)
+        for k2, v2 in leaves.items():
+            self.leaf_names.setdefault(k2, v2)
+
+    def scan_freed(self, tensors: list[Any]) -> list[Any]:
+        """Autograd nodes behind ``tensors`` whose saved tensors are already freed (iterative)."""
+        from .walk import is_freed
+
+        freed: list[Any] = []
+        seen: set[Any] = set()
+        stack = [t.grad_fn for t in tensors if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+        while stack:
+            fn = stack.pop()
+            if fn in seen:
+                continue
+            seen.add(fn)
+            if is_freed(fn):
+                freed.append(fn)
+            stack.extend(n for n, _ in fn.next_functions if n is not None)
+        return freed
+
+    def on_error(self, e: RuntimeError, tensors: list[Any], site: str | None, freed: list[Any]) -> None:
+        msg = str(e)
+        self.backward_failed = True
+        if _TWICE in msg:
+            self.errors.append(self.explain_twice(freed, site))
+        elif _NO_GRAD in msg:
+            self.errors.append(self.explain_no_grad(tensors, site))
+        else:
+            self.errors.append({"kind": "backward_failed", "severity": "error", "location": site,
+                                "message": f"backward at {_short(site)} raised: {msg.splitlines()[0]}"})
+        self.finish()
+
+    def explain_twice(self, freed: list[Any], site: str | None) -> dict[str, Any]:
+        self.freed_fns = freed
+        freed_set = set(freed)
+        freed_by: dict[str, Any] = {}
+        for call in self.calls[:-1]:
+            if call.retain:
+                continue
+            hit = False
+            stack = [r.tensor.grad_fn for r in call.roots if r.tensor.grad_fn is not None]
+            seen2: set[Any] = set()
+            while stack and not hit:
+                fn = stack.pop()
+                if fn in seen2:
+                    continue
+                seen2.add(fn)
+                hit = fn in freed_set
+                stack.extend(n for n, _ in fn.next_functions if n is not None)
+            if hit:
+                freed_by = {"loss": ", ".join(r.name for r in call.roots), "location": call.site}
+                break
+        loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"
+        return {
+            "kind": "backward_twice", "severity": "error", "location": site, "freed_by": freed_by,
+            "loss": loss, "nodes": [], "modules": [], "message": "",
+            "fix": ("sum the losses and call backward once ((loss1 + loss2).backward()), or pass "
+                    "retain_graph=True to the first backward"),
+        }
+
+    def _describe_twice(self, err: dict[str, Any], report: Report) -> None:
+        """Fill a backward_twice error with the freed nodes as the report names them."""
+        g = report.model
+        nodes = sorted(g.freed)
+        err["nodes"] = [{"node": n, "op": g.op[n], "module": g.module[n]} for n in nodes]
+        err["modules"] = sorted({g.module[n] for n in nodes if g.module[n]})
+        ops = sorted({g.op[n] or "" for n in nodes})
+        fb = err["freed_by"]
+        by = f"{fb['loss']}.backward() at {_short(fb.get('location'))}" if fb else "an earlier backward"
+        mods = f" of {', '.join(err['modules'])}" if err["modules"] else ""
+        err["message"] = (f"backward of {err['loss']} at {_short(err['location'])} failed: it needs the "
+                          f"saved tensors of {len(nodes)} node{'s' if len(nodes) != 1 else ''}{mods} "
+                          f"({', '.join(ops)}), which {by} already freed")
+
+    def explain_no_grad(self, tensors: list[Any], site: str | None) -> dict[str, Any]:
+        where = ""
+        for t in tensors:
+            if isinstance(t, torch.Tensor):
+                prov = self.tr._tensor_prov(t)
+                if prov is not None:
+                    chain = " → ".join(op for op, _ in prov.chain)
+                    where = f"; the chain was cut at {_short(prov.location)} ({prov.kind}: {chain})"
+                    break
+        return {
+            "kind": "no_grad_root", "severity": "error", "location": site,
+            "message": (f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
+                        f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
+            "fix": "compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way",
+        }
+
+    # -- the end of the step ------------------------------------------------------------
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        roots = [r for c in self.calls for r in c.roots]
+        if self.opts.progress:
+            self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
+        if roots:
+            self.report = build_report(
+                [r.tensor for r in roots], self.frame, names=[r.name for r in roots], trace=self.snapshot,
+                check_freed=False, terms=self.terms, locations=[r.location for r in roots],
+                freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
+            )
+            for err in self.errors:
+                if err["kind"] == "backward_twice":
+                    self._describe_twice(err, self.report)
+            self.report.errors.extend(self.errors)
+        # Hold nothing of the user's past this point.
+        self.calls.clear()
+        self.terms.clear()
+        self.freed_fns = []
+        self.frame = None
+        self.snapshot = TraceSnapshot()
+        self.fn_names, self.leaf_names = {}, {}
+        self.tr.clear()
+        if self.opts.keep_running:
+            self.uninstall()
+            self.tr.__exit__(None, None, None)
+
+
+def _short(loc: str | None) -> str:
+    if not loc:
+        return "?"
+    path, _, line = loc.rpartition(":")
+    return f"{os.path.basename(path)}:{line}"
+
+
+def _source_expr(site: str | None) -> str | None:
+    """``(loss1 + loss2)`` from a line ``(loss1 + loss2).backward()``."""
+    if not site:
+        return None
+    path, _, line = site.rpartition(":")
+    text = linecache.getline(path, int(line)).strip()
+    m = re.match(r"^(.*?)\.backward\s*\(", text)
+    return m.group(1).strip() if m else None
+
+
+def _user_traceback(exc: BaseException, script: str) -> str:
+    """The script's own frames of a traceback, as ``file:line: code`` lines."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)
+              and "graphprobe" not in f.filename]
+    last = frames[-3:]
+    return "\n".join(f"  {os.path.basename(f.filename)}:{f.lineno}: {(f.line or '').strip()}" for f in last)
+
+
+def run_script(opts: RunOptions) -> RunResult:
+    """Run ``opts.script`` under the recorder and return the report of its first step(s).
+
+    Raises
+    ------
+    ScriptError
+        The script is missing, has a syntax error, or raised before its first backward.
+    NoBackwardError
+        The script ended without calling backward.
+    """
+    script = opts.script
+    if not os.path.isfile(script):
+        raise ScriptError(f"graphprobe: no such script: {script}. Give the path of a Python file, "
+                          f"e.g. graphprobe render train.py -o graph.svg")
+    try:
+        with open(script, "rb") as fh:
+            compile(fh.read(), script, "exec")
+    except SyntaxError as e:
+        raise ScriptError(f"graphprobe: {os.path.basename(script)} has a syntax error at line {e.lineno}: "
+                          f"{e.msg}. Fix the script so that `python {script}` runs, then try again.") from None
+    except (OSError, ValueError) as e:
+        raise ScriptError(f"graphprobe: cannot read {script}: {e}") from None
+
+    old_argv, old_path0 = sys.argv, sys.path[0] if sys.path else None
+    sys.argv = [script, *opts.args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    tr = Trace()
+    cap = _Capture(opts, tr)
+    result_exit: int | None = None
+    stopped = False
+    failure: BaseException | None = None
+    try:
+        tr.__enter__()
+        cap.install()
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except _StopCapture:
+            stopped = True
+        except SystemExit as e:
+            code = e.code
+            result_exit = code if isinstance(code, int) else (0 if code is None else 1)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # the script's own error
+            failure = e
+        cap.finish()
+    finally:
+        cap.uninstall()
+        if tr.active:
+            tr.__exit__(None, None, None)
+        sys.argv = old_argv
+        try:
+            sys.path.remove(os.path.dirname(os.path.abspath(script)))
+        except ValueError:
+            pass
+        if old_path0 is not None and sys.path and sys.path[0] != old_path0 and old_path0 in sys.path:
+            pass
+    if cap.report is None:
+        if failure is not None:
+            raise ScriptError(
+                f"graphprobe: {os.path.basename(script)} raised {type(failure).__name__} before its first "
+                f"backward: {failure}\n{_user_traceback(failure, script)}\n"
+                "Fix the script so that `python " + script + "` runs, then try again."
+            ) from None
+        raise NoBackwardError(
+            f"graphprobe: {os.path.basename(script)} ran to its end without calling backward(), "
+            "torch.autograd.backward() or torch.autograd.grad(), so there was no graph to capture. "
+            "Run a script that takes at least one training step."
+        )
+    report = cap.report
+    if failure is not None and not cap.backward_failed:
+        report.errors.append({
+            "kind": "script_error", "severity": "error",
+            "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
+        })
+    return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped)

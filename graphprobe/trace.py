@@ -1,0 +1,724 @@
+"""The recorder: ``trace()`` notes every exit from autograd and every re-entry, as the script runs.
+
+A walk of ``grad_fn`` can't tell a constant from a numpy-born tensor: both are ``None`` in
+``next_functions``. So while a trace is active, a ``TorchFunctionMode`` watches tensor calls:
+
+* an **exit** (``.detach()``, ``.data``, ``.numpy()``, ``.item()``, ``.tolist()``, an op under
+  ``no_grad`` on tensors that require grad) tags what it returns with a :class:`Provenance`: the
+  autograd node before the exit, the kind of exit and its ``file:line``;
+* the tag **follows the data**: through grad-less torch ops, through numpy (the array handed back
+  is a :class:`TrackedArray`, an ``ndarray`` subclass that carries the tag through ufuncs,
+  ``concatenate``/``stack``/``clip``, slicing and reshape) and through Python scalars
+  (:class:`TrackedFloat`, :class:`TrackedInt`, which carry it through arithmetic);
+* a **re-entry** (``torch.from_numpy``, ``torch.tensor``, ``torch.as_tensor``, ``requires_grad_``,
+  or a tagged grad-less tensor meeting tensors that require grad in an op) closes a
+  :class:`CutRecord` from the node before the exit to the first node after the re-entry.
+
+Module forward hooks tag each op's ``grad_fn.metadata`` with the module running it, so the graph
+can be clustered by module. Everything is removed on every exit path of the ``with`` block.
+
+Known limits (documented, see the README): arrays that leave as ``TrackedArray`` fail a strict
+``type(a) is np.ndarray`` check, and ``.item()`` values are float/int subclasses; data that goes
+through numpy scalars, ``arr.tolist()``, ``math`` functions or string formatting loses its tag.
+"""
+from __future__ import annotations
+
+import contextlib
+import linecache
+import os
+import sys
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+from .errors import GraphprobeError
+
+__all__ = [
+    "trace",
+    "Trace",
+    "CutRecord",
+    "Provenance",
+    "TrackedArray",
+    "TrackedFloat",
+    "TrackedInt",
+    "active_trace",
+    "user_location",
+    "user_frame",
+    "TraceSnapshot",
+]
+
+_ACTIVE: "Trace | None" = None
+_KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
+
+_PKG_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (torch, np) if getattr(m, "__file__", None)
+) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+_IS_USER: dict[str, bool] = {}
+
+
+def _is_user_file(fname: str) -> bool:
+    r = _IS_USER.get(fname)
+    if r is None:
+        a = os.path.abspath(fname) if not fname.startswith("<") else fname
+        r = not (a.startswith(_PKG_DIRS) or fname.startswith("<frozen") or "/contextlib.py" in a
+                 or "/runpy.py" in a or "/functools.py" in a)
+        _IS_USER[fname] = r
+    return r
+
+
+def user_frame(depth: int = 2) -> Any:
+    """The nearest frame outside torch, numpy and graphprobe (None if there is none)."""
+    f: Any = sys._getframe(depth)
+    while f is not None and not _is_user_file(f.f_code.co_filename):
+        f = f.f_back
+    return f
+
+
+def user_location(depth: int = 2) -> str | None:
+    """``file:line`` of the nearest frame outside torch, numpy and graphprobe. Complexity: O(stack)."""
+    f: Any = sys._getframe(depth)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if _is_user_file(fn):
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+def short_location(loc: str | None) -> str | None:
+    """``/a/b/cor.py:17`` -> ``cor.py:17``."""
+    if not loc:
+        return loc
+    path, _, line = loc.rpartition(":")
+    return f"{os.path.basename(path)}:{line}"
+
+
+def _ignored(loc: str | None) -> bool:
+    if not loc:
+        return False
+    path, _, line = loc.rpartition(":")
+    try:
+        text = linecache.getline(path, int(line))
+    except ValueError:
+        return False
+    return "graphprobe: ignore" in text
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a grad-less value left autograd, and the operations it has been through since."""
+
+    kind: str
+    location: str | None
+    source_fns: tuple[Any, ...] = ()
+    source_params: tuple[Any, ...] = ()  # weakrefs to leaf tensors (no_grad exits)
+    chain: tuple[tuple[str, str | None], ...] = ()
+    guess: bool = False
+
+    def then(self, op: str, location: str | None, kind: str | None = None) -> "Provenance":
+        """This provenance after one more operation (the most specific exit kind wins)."""
+        k = self.kind
+        if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
+            k = kind
+        return Provenance(k, self.location, self.source_fns, self.source_params,
+                          self.chain + ((op, location),), self.guess)
+
+    @staticmethod
+    def merge(provs: list["Provenance"], op: str, location: str | None,
+              extra_fns: tuple[Any, ...] = (), extra_params: tuple[Any, ...] = (),
+              kind: str | None = None) -> "Provenance":
+        """One provenance for an op that combined several tagged inputs."""
+        first = provs[0] if provs else Provenance(kind or "no_grad", location)
+        fns = tuple(dict.fromkeys(fn for p in provs for fn in p.source_fns)) + extra_fns
+        params = tuple(p for pr in provs for p in pr.source_params) + extra_params
+        k = max((p.kind for p in provs), key=lambda x: _KIND_RANK.get(x, -1)) if provs else (kind or "no_grad")
+        if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
+            k = kind
+        return Provenance(k, first.location, fns, params, first.chain + ((op, location),),
+                          any(p.guess for p in provs))
+
+
+@dataclass
+class CutRecord:
+    """One cut: the exit, the chain, and the re-entry, with the autograd nodes on either side."""
+
+    kind: str
+    chain: list[tuple[str, str | None]]
+    location: str | None
+    reentry_location: str | None
+    source_fns: list[Any] = field(default_factory=list)
+    source_params: list[Any] = field(default_factory=list)  # weakrefs
+    target_fn: Any = None
+    target_leaf: Any = None  # weakref to the re-entered leaf tensor
+    made_requires_grad: bool = False
+    guess: bool = False
+    ignored: bool = False
+
+    @property
+    def source_param_ids(self) -> list[int]:
+        out = []
+        for r in self.source_params:
+            t = r()
+            if t is not None:
+                out.append(id(t))
+        return out
+
+
+# -- values that carry a provenance ------------------------------------------------------------
+
+_UFUNC_SYMBOL = {"multiply": "×", "add": "+", "subtract": "−", "true_divide": "÷", "divide": "÷",
+                 "power": "**", "negative": "−", "floor_divide": "//"}
+
+
+def _fmt_operand(x: Any) -> str:
+    if isinstance(x, (int, float, np.generic)) and not isinstance(x, bool):
+        return f"{float(x):g}"
+    return ""
+
+
+def _get_prov(x: Any) -> "Provenance | None":
+    return getattr(x, "_gp_prov", None) if isinstance(x, (TrackedArray, TrackedFloat, TrackedInt)) else None
+
+
+def _unwrap(x: Any) -> Any:
+    if isinstance(x, TrackedArray):
+        return x.view(np.ndarray)
+    if isinstance(x, (list, tuple)) and any(isinstance(i, TrackedArray) for i in x):
+        return type(x)(i.view(np.ndarray) if isinstance(i, TrackedArray) else i for i in x)
+    return x
+
+
+def _collect(x: Any, out: list["Provenance"], budget: int = 4096) -> None:
+    """Tags found in ``x``, looking into lists and tuples (iteratively, at most ``budget`` items)."""
+    stack = [x]
+    while stack and budget > 0:
+        v = stack.pop()
+        budget -= 1
+        p = _get_prov(v)
+        if p is not None:
+            out.append(p)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, torch.Tensor):
+            tr = _ACTIVE
+            if tr is not None:
+                p = tr._tensor_prov(v)
+                if p is not None:
+                    out.append(p)
+
+
+class TrackedArray(np.ndarray):
+    """An ``ndarray`` that remembers where its data left autograd. Numerics are plain numpy's."""
+
+    _gp_prov: Provenance | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self._gp_prov = getattr(obj, "_gp_prov", None)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        provs = [p for p in (_get_prov(i) for i in inputs) if p is not None]
+        args = [_unwrap(i) for i in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(_unwrap(o) for o in kwargs["out"])
+        result = getattr(ufunc, method)(*args, **kwargs)
+        if not provs or _ACTIVE is None:
+            return result
+        sym = _UFUNC_SYMBOL.get(ufunc.__name__)
+        operand = next((_fmt_operand(i) for i in inputs if _get_prov(i) is None and _fmt_operand(i)), "")
+        op = f"{sym} {operand}".strip() if sym else f"np.{ufunc.__name__}"
+        if method != "__call__":
+            op = f"np.{ufunc.__name__}.{method}"
+        return _wrap_result(result, Provenance.merge(provs, op, user_location(2)))
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        provs: list[Provenance] = []
+        _collect(list(args) + list(kwargs.values()), provs)
+        result = func(*(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        if not provs or _ACTIVE is None:
+            return result
+        return _wrap_result(result, Provenance.merge(provs, f"np.{func.__name__}", user_location(2)))
+
+
+def _wrap_result(result: Any, prov: Provenance) -> Any:
+    if isinstance(result, np.ndarray):
+        out = result.view(TrackedArray)
+        out._gp_prov = prov
+        return out
+    if isinstance(result, tuple):
+        return tuple(_wrap_result(r, prov) for r in result)
+    return result
+
+
+def _scalar_op(name: str, symbol: str) -> Callable[..., Any]:
+    def op(self: Any, *other: Any) -> Any:
+        base = float if isinstance(self, float) else int
+        res = getattr(base, name)(self, *other)
+        if res is NotImplemented or _ACTIVE is None:
+            return res
+        operand = _fmt_operand(other[0]) if other else ""
+        return _track_scalar(res, self._gp_prov.then(f"{symbol} {operand}".strip(), user_location(2)))
+
+    op.__name__ = name
+    return op
+
+
+_SCALAR_OPS = {
+    "__add__": "+", "__radd__": "+", "__sub__": "−", "__rsub__": "−", "__mul__": "×", "__rmul__": "×",
+    "__truediv__": "÷", "__rtruediv__": "÷", "__floordiv__": "//", "__rfloordiv__": "//",
+    "__pow__": "**", "__rpow__": "**", "__neg__": "−", "__abs__": "abs", "__mod__": "%",
+}
+
+
+class TrackedFloat(float):
+    """A float from ``.item()`` that remembers where it left autograd."""
+
+    _gp_prov: Provenance
+
+
+class TrackedInt(int):
+    """An int from ``.item()`` that remembers where it left autograd."""
+
+    _gp_prov: Provenance
+
+
+for _n, _s in _SCALAR_OPS.items():
+    setattr(TrackedFloat, _n, _scalar_op(_n, _s))
+    setattr(TrackedInt, _n, _scalar_op(_n, _s))
+
+
+# Holds True once a tracked scalar was handed out: from then on ops look for them in their args.
+_SEEN_SCALARS: set[bool] = set()
+
+
+def _track_scalar(v: Any, prov: Provenance) -> Any:
+    _SEEN_SCALARS.add(True)
+    if type(v) is float or type(v) is TrackedFloat:
+        out: Any = TrackedFloat(v)
+    elif type(v) is int or type(v) is TrackedInt:
+        out = TrackedInt(v)
+    else:
+        return v  # bool, complex: left as they are
+    out._gp_prov = prov
+    return out
+
+
+def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
+    """A ``tolist()`` result with tracked leaves (iterative; plain beyond ``budget`` items)."""
+    if not isinstance(v, list):
+        return _track_scalar(v, prov)
+    root: list[Any] = list(v)
+    stack = [root]
+    while stack and budget > 0:
+        lst = stack.pop()
+        for i, x in enumerate(lst):
+            budget -= 1
+            if isinstance(x, list):
+                lst[i] = list(x)
+                stack.append(lst[i])
+            else:
+                lst[i] = _track_scalar(x, prov)
+    return root
+
+
+# -- the recorder ------------------------------------------------------------------------------
+
+def _tensors_in(args: Iterable[Any]) -> Iterator[torch.Tensor]:
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            for b in a:
+                if isinstance(b, torch.Tensor):
+                    yield b
+
+
+def _first_grad_fn(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return out.grad_fn
+    if isinstance(out, (list, tuple)):
+        for o in out:
+            if isinstance(o, torch.Tensor) and o.grad_fn is not None:
+                return o.grad_fn
+    return None
+
+
+_T = torch.Tensor
+_DATA_DESCR = torch._C.TensorBase.__dict__["data"]
+_FACTORIES_FROM_DATA = {torch.tensor: "tensor", torch.as_tensor: "as_tensor", torch.asarray: "asarray",
+                        _T.new_tensor: "new_tensor"}
+
+
+class _Mode(TorchFunctionMode):
+    def __init__(self, tr: "Trace") -> None:
+        super().__init__()
+        self.tr = tr
+        self.handlers: dict[Any, Callable[..., Any]] = {
+            _T.detach: self._detach, _T.detach_: self._detach, _T.numpy: self._numpy,
+            _T.item: self._item, _T.tolist: self._tolist, _T.requires_grad_: self._requires_grad_,
+        }
+        for f in _FACTORIES_FROM_DATA:
+            self.handlers[f] = self._factory
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        tr = self.tr
+        if threading.get_ident() != tr._thread or tr._in_optimizer:
+            return func(*args, **kwargs)
+        h = self.handlers.get(func)
+        if h is not None:
+            return h(func, args, kwargs)
+        if getattr(func, "__self__", None) is _DATA_DESCR:
+            return self._detach(func, args, kwargs, kind="data")
+        out = func(*args, **kwargs)
+        if isinstance(out, (torch.Tensor, tuple, list)):
+            tr._after_op(func, args, kwargs, out)
+        return out
+
+    # exits
+    def _detach(self, func: Any, args: Any, kwargs: Any, kind: str = "detach") -> Any:
+        t = args[0]
+        fn = t.grad_fn
+        was = t.requires_grad
+        prior = self.tr._tensor_prov(t)
+        out = func(*args, **kwargs)
+        if not isinstance(out, torch.Tensor):
+            return out
+        if was:
+            src = (fn,) if fn is not None else ()
+            params = (weakref.ref(t),) if fn is None else ()
+            loc = user_location(3)
+            self.tr._set_prov(out, Provenance(kind, loc, src, params, ((kind, loc),)))
+        elif prior is not None:
+            self.tr._set_prov(out, prior.then(kind, user_location(3), kind))
+        return out
+
+    def _exit_prov(self, t: torch.Tensor, kind: str) -> Provenance | None:
+        prior = self.tr._tensor_prov(t)
+        if prior is not None:
+            return prior.then(kind, user_location(4), kind)
+        if t.requires_grad:
+            fn = t.grad_fn
+            loc = user_location(4)
+            return Provenance(kind, loc, (fn,) if fn is not None else (),
+                              (weakref.ref(t),) if fn is None else (), ((kind, loc),))
+        return None
+
+    def _numpy(self, func: Any, args: Any, kwargs: Any) -> Any:
+        out = func(*args, **kwargs)
+        prov = self._exit_prov(args[0], "numpy")
+        return _wrap_result(out, prov) if prov is not None else out
+
+    def _item(self, func: Any, args: Any, kwargs: Any) -> Any:
+        out = func(*args, **kwargs)
+        prov = self._exit_prov(args[0], "item")
+        return _track_scalar(out, prov) if prov is not None else out
+
+    def _tolist(self, func: Any, args: Any, kwargs: Any) -> Any:
+        out = func(*args, **kwargs)
+        prov = self._exit_prov(args[0], "tolist")
+        return _track_list(out, prov) if prov is not None else out
+
+    # re-entries
+    def _requires_grad_(self, func: Any, args: Any, kwargs: Any) -> Any:
+        t = args[0]
+        want = args[1] if len(args) > 1 else kwargs.get("requires_grad", True)
+        prov = self.tr._tensor_prov(t)
+        out = func(*args, **kwargs)
+        if want and t.grad_fn is None:
+            if prov is not None:
+                self.tr._close(prov, "requires_grad_", user_location(3), target_leaf=t, made_requires_grad=True)
+                self.tr._drop_prov(t)
+            else:
+                self.tr._plain_leaves[id(t)] = weakref.ref(t)
+        return out
+
+    def _factory(self, func: Any, args: Any, kwargs: Any) -> Any:
+        out = func(*args, **kwargs)
+        provs: list[Provenance] = []
+        _collect(list(args[:1]) + [kwargs.get("data")], provs)
+        if not isinstance(out, torch.Tensor):
+            return out
+        name = _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor"))
+        loc = user_location(3)
+        if provs:
+            prov = Provenance.merge(provs, name, loc)
+            if out.requires_grad and out.grad_fn is None:
+                self.tr._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
+            elif out.grad_fn is None:
+                self.tr._set_prov(out, prov)
+        elif out.requires_grad and out.grad_fn is None:
+            self.tr._plain_leaves[id(out)] = weakref.ref(out)
+        return out
+
+
+class TraceSnapshot:
+    """The records of a trace at given moments, merged (what the runner keeps per step)."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[Any, ...], CutRecord] = {}
+        self.reentry: dict[int, Any] = {}
+        self.plain: dict[int, Any] = {}
+
+    def add(self, tr: "Trace") -> None:
+        """Merge what ``tr`` holds now; an earlier record of the same site pair is kept."""
+        for k, v in tr._records.items():
+            self.records.setdefault(k, v)
+        self.reentry.update(tr._reentry_leaves)
+        self.plain.update(tr._plain_leaves)
+
+    def cut_records(self) -> list[CutRecord]:
+        return list(self.records.values())
+
+    def reentry_leaf_ids(self) -> set[int]:
+        return {i for i, r in self.reentry.items() if r() is not None}
+
+    def plain_leaf_ids(self) -> set[int]:
+        return {i for i, r in self.plain.items() if r() is not None}
+
+
+class Trace(contextlib.ContextDecorator):
+    """Records exits from autograd and re-entries while active; see :func:`trace`."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[Any, ...], CutRecord] = {}
+        self._prov: dict[int, tuple[Any, Provenance]] = {}
+        self._plain_leaves: dict[int, Any] = {}
+        self._reentry_leaves: dict[int, Any] = {}
+        self._modules: list[Any] = []
+        self._mode: _Mode | None = None
+        self._handles: list[Any] = []
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._thread = 0
+        self._in_optimizer = 0
+        self.active = False
+
+    # -- public ---------------------------------------------------------------------------
+    def cut_records(self) -> list[CutRecord]:
+        """The cuts recorded so far (one per exit/re-entry site pair, the latest instance)."""
+        return list(self._records.values())
+
+    def reentry_leaf_ids(self) -> set[int]:
+        """``id()`` of live leaf tensors that were re-entered and made to require grad."""
+        return {i for i, r in self._reentry_leaves.items() if r() is not None}
+
+    def plain_leaf_ids(self) -> set[int]:
+        """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
+        return {i for i, r in self._plain_leaves.items() if r() is not None}
+
+    def clear(self) -> None:
+        """Forget every record (and the autograd nodes they hold)."""
+        self._records.clear()
+        self._reentry_leaves.clear()
+        self._plain_leaves.clear()
+
+    # -- state kept while recording --------------------------------------------------------
+    def _tensor_prov(self, t: torch.Tensor) -> Provenance | None:
+        e = self._prov.get(id(t))
+        if e is None or e[0]() is not t:
+            return None
+        return e[1]
+
+    def _set_prov(self, t: torch.Tensor, prov: Provenance) -> None:
+        key = id(t)
+        d = self._prov
+
+        def gone(_: Any, key: int = key, d: dict = d) -> None:
+            d.pop(key, None)
+
+        d[key] = (weakref.ref(t, gone), prov)
+
+    def _drop_prov(self, t: torch.Tensor) -> None:
+        self._prov.pop(id(t), None)
+
+    def _close(self, prov: Provenance, op: str, loc: str | None, *, target_fn: Any = None,
+               target_leaf: Any = None, made_requires_grad: bool = False) -> None:
+        chain = [c for c in prov.chain]
+        if op not in ("requires_grad_",) and not op.startswith("op:"):
+            if not chain or chain[-1][0] != op:
+                chain.append((op, loc))
+        rec = CutRecord(
+            kind=prov.kind, chain=chain, location=prov.location,
+            reentry_location=loc, source_fns=list(prov.source_fns), source_params=list(prov.source_params),
+            target_fn=target_fn, target_leaf=weakref.ref(target_leaf) if target_leaf is not None else None,
+            made_requires_grad=made_requires_grad, guess=prov.guess,
+            ignored=_ignored(prov.location) or _ignored(loc),
+        )
+        self._records[(prov.location, loc, prov.kind)] = rec
+        if target_leaf is not None:
+            self._reentry_leaves[id(target_leaf)] = weakref.ref(target_leaf)
+
+    def _after_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+        """Tag module ownership; follow tagged data; note no_grad exits and re-entries."""
+        if self._modules:
+            fn = _first_grad_fn(out)
+            if fn is not None:
+                md = fn.metadata
+                if "graphprobe_module" not in md:
+                    md["graphprobe_module"] = self._modules[-1]
+        provs: list[Provenance] = []
+        if self._prov or _SEEN_SCALARS:
+            _collect(list(args) + list(kwargs.values()), provs, budget=64)
+        grad_on = torch.is_grad_enabled()
+        if not provs and grad_on:
+            return
+        outs = [o for o in ([out] if isinstance(out, torch.Tensor) else out) if isinstance(o, torch.Tensor)]
+        ins = list(_tensors_in(list(args) + list(kwargs.values())))
+        name = getattr(func, "__name__", "op")
+        if not grad_on:
+            req = [t for t in ins if t.requires_grad]
+            if not req and not provs:
+                return
+            new_outs = [o for o in outs if not o.requires_grad and all(o is not i for i in ins)]
+            if not new_outs:
+                return
+            loc = user_location(4)
+            fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
+            params = tuple(weakref.ref(t) for t in req if t.grad_fn is None)
+            prov = Provenance.merge(provs, name, loc, fns, params, kind="no_grad") if provs else \
+                Provenance("no_grad", loc, fns, params, (("no_grad: " + name, loc),))
+            for o in new_outs:
+                self._set_prov(o, prov)
+            return
+        fn = _first_grad_fn(out)
+        loc = user_location(4)
+        if fn is not None:
+            prov = Provenance.merge(provs, name, loc) if len(provs) > 1 else provs[0]
+            self._close(prov, "op:" + name, loc, target_fn=fn)
+            return
+        prov = Provenance.merge(provs, name, loc)
+        for o in outs:
+            self._set_prov(o, prov)
+
+    # -- install / uninstall ---------------------------------------------------------------
+    def __enter__(self) -> "Trace":
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise GraphprobeError(
+                "graphprobe.trace() is already active: nested traces are not supported. "
+                "Use the outer trace; probe() picks it up."
+            )
+        self._thread = threading.get_ident()
+        self._install()
+        _ACTIVE = self
+        self.active = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _ACTIVE
+        try:
+            self._uninstall()
+        finally:
+            _ACTIVE = None
+            self.active = False
+            self._prov.clear()
+            _SEEN_SCALARS.clear()
+
+    def _patch(self, owner: Any, name: str, new: Any) -> None:
+        self._patches.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, new)
+
+    def _install(self) -> None:
+        try:
+            from_numpy = torch.from_numpy
+            tr = self
+
+            def from_numpy_recorded(a: Any) -> torch.Tensor:
+                out = from_numpy(a.view(np.ndarray) if isinstance(a, TrackedArray) else a)
+                prov = _get_prov(a)
+                if prov is not None and threading.get_ident() == tr._thread:
+                    tr._set_prov(out, prov.then("from_numpy", user_location(2)))
+                return out
+
+            self._patch(torch, "from_numpy", from_numpy_recorded)
+            for name in ("asarray", "array", "ascontiguousarray"):
+                self._patch(np, name, _np_keep_tag(getattr(np, name), name))
+            mm = torch.nn.modules.module
+            self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
+            try:
+                self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
+            except TypeError:  # torch < 2.1
+                self._handles.append(mm.register_module_forward_hook(self._post_hook))
+            from torch.optim import optimizer as optim_mod
+
+            self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
+            self._handles.append(optim_mod.register_optimizer_step_post_hook(self._opt_post))
+            self._mode = _Mode(self)
+            self._mode.__enter__()
+        except BaseException:
+            self._uninstall()
+            raise
+
+    def _uninstall(self) -> None:
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            mode.__exit__(None, None, None)
+        while self._handles:
+            self._handles.pop().remove()
+        while self._patches:
+            owner, name, orig = self._patches.pop()
+            setattr(owner, name, orig)
+        self._modules.clear()
+        self._in_optimizer = 0
+
+    def _pre_hook(self, module: Any, args: Any) -> None:
+        if threading.get_ident() == self._thread:
+            self._modules.append(module)
+
+    def _post_hook(self, module: Any, args: Any, output: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        mods = self._modules
+        while mods:
+            if mods.pop() is module:
+                break
+
+    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
+        if threading.get_ident() == self._thread:
+            self._in_optimizer += 1
+
+    def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
+        if threading.get_ident() == self._thread and self._in_optimizer:
+            self._in_optimizer -= 1
+
+
+def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
+    def keep(a: Any, *args: Any, **kwargs: Any) -> Any:
+        out = orig(_unwrap(a), *args, **kwargs)
+        provs: list[Provenance] = []
+        if isinstance(a, (TrackedArray, list, tuple, TrackedFloat, TrackedInt)):
+            _collect(a, provs)
+        if provs and _ACTIVE is not None and threading.get_ident() == _ACTIVE._thread:
+            return _wrap_result(out, Provenance.merge(provs, f"np.{name}", user_location(2)))
+        return out
+
+    keep.__name__ = name
+    keep.__doc__ = orig.__doc__
+    keep.__wrapped__ = orig  # type: ignore[attr-defined]
+    return keep
+
+
+def trace() -> Trace:
+    """Record exits from autograd and re-entries while active. A context manager and a decorator.
+
+    Examples
+    --------
+    >>> import graphprobe, torch
+    >>> with graphprobe.trace() as t:
+    ...     a = torch.ones(2, requires_grad=True)
+    ...     b = torch.from_numpy((a * 2).detach().numpy() * 0.5)
+    ...     loss = (b * a).sum()
+    >>> [r.kind for r in t.cut_records()]
+    ['numpy']
+    """
+    return Trace()
+
+
+def active_trace() -> Trace | None:
+    """The trace now recording, if any."""
+    return _ACTIVE
