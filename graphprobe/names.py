@@ -44,6 +44,7 @@ class ParamInfo:
     tensor: Any  # held only while probing
     optimizers: list[str] = field(default_factory=list)
     is_module_param: bool = False
+    order: int = 0  # registration order, for display (weight before bias)
 
 
 @dataclass
@@ -165,6 +166,7 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
         for name, mod in _outermost_first(_modules_in(namespaces)):
             _add_module(known, name, mod)
     # Optimizers: every one in the frame, and the parameters they hold.
+    fallback: Known | None = None
     for ns in namespaces:
         for k, v in list(ns.items()):
             if isinstance(v, torch.optim.Optimizer) and not k.startswith("_") and k not in known.optimizers:
@@ -173,9 +175,19 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
                     for pi, p in enumerate(group["params"]):
                         info = known.params.get(id(p))
                         if info is None:
-                            nm = name_of(p, namespaces) or f"{k}.param_groups[{gi}][{pi}]"
-                            info = ParamInfo(nm, None, p)
+                            if fallback is None:
+                                fallback = Known()
+                                for name, mod in _outermost_first(_modules_in(namespaces)):
+                                    _add_module(fallback, name, mod)
+                            fb = fallback.params.get(id(p))
+                            if fb is not None:
+                                info = ParamInfo(fb.name, fb.module, p, is_module_param=True)
+                            else:
+                                nm = name_of(p, namespaces) or f"{k}.param_groups[{gi}][{pi}]"
+                                info = ParamInfo(nm, None, p)
                             known.params[id(p)] = info
                         if k not in info.optimizers:
                             info.optimizers.append(k)
+    for i, info in enumerate(known.params.values()):
+        info.order = i
     return known

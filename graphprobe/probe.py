@@ -17,7 +17,7 @@ from .errors import ProbeInputError
 from .graph import ProbeGraph, TensorMeta
 from .names import Known, collect_known, frame_namespaces, name_of
 from .report import Report
-from .walk import Root, walk
+from .walk import CutSides, Root, walk
 
 __all__ = ["probe", "build_report", "frame_tensors"]
 
@@ -153,11 +153,14 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
 
     tr = trace if trace is not None else active_trace()
     cut_records = tr.cut_records() if tr is not None else []
-    extra_fns = [fn for rec in cut_records for fn in rec.source_fns]
+    sides = []
+    for rec in cut_records:
+        leaf = rec.target_leaf() if rec.target_leaf is not None else None
+        sides.append(CutSides(rec.source_fns, rec.target_fn, id(leaf) if leaf is not None else None))
     reentry_ids = tr.reentry_leaf_ids() if tr is not None else set()
     plain_ids = tr.plain_leaf_ids() if tr is not None else set()
 
-    res = walk(roots, known, extra_fns=extra_fns, var_names=fn_names, reentry_ids=reentry_ids,
+    res = walk(roots, known, cuts=sides, var_names=fn_names, reentry_ids=reentry_ids,
                plain_leaf_ids=plain_ids, check_freed=check_freed, terms=terms)
     g = res.graph
     for fn in freed_fns:
@@ -172,7 +175,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     _add_unwalked_params(g, known, res.leaf_node)
     cut_pairs = _map_cuts(g, cut_records, res, known)
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node})
-    del res, known, cut_records, extra_fns, fn_names
+    del res, known, cut_records, sides, fn_names
     return report
 
 
@@ -183,6 +186,7 @@ def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int])
             continue
         t = info.tensor
         nid = g.add_node("param", info.name, "AccumulateGrad", info.module, info.name)
+        g.param_order[nid] = info.order
         g.meta[nid] = TensorMeta.of(t)
         if info.optimizers:
             g.optimizers[nid] = list(info.optimizers)
@@ -191,10 +195,10 @@ def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int])
         leaf_node[pid] = nid
 
 
-def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> list[tuple[int, int, Any]]:
-    """Turn the recorder's cut records into (from node, to node, record) triples."""
-    out: list[tuple[int, int, Any]] = []
-    seen: set[tuple[int, int, str]] = set()
+def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> list[tuple[list[int], int, Any]]:
+    """Turn the recorder's cut records into (from nodes, to node, record) triples."""
+    out: list[tuple[list[int], int, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
     for rec in records:
         srcs: list[int] = []
         for fn in rec.source_fns:
@@ -219,18 +223,28 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
             consumer = next((d for s, d in zip(g.src, g.dst) if s == leaf), None)
             if consumer is not None:
                 dsts[0] = consumer
-        for s in srcs[:1] if rec.kind != "no_grad" else srcs:
-            key = (s, dsts[0], rec.location)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((s, dsts[0], rec))
+        key = (tuple(srcs), dsts[0], rec.location)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((list(dict.fromkeys(srcs)), dsts[0], rec))
     return out
 
 
-def _cut_severity(g: ProbeGraph, rec: Any, s: int, d: int, blocked: list[dict], masks: list[int]) -> tuple[str, str]:
-    src_mod, dst_mod = g.module[s], g.module[d]
-    upstream_params = [v for v in A.upstream(g, s) if g.kind[v] == "param" and v not in g.frozen]
+def _near_module(g: ProbeGraph, v: int) -> str | None:
+    """The module of ``v``, or of the nearest node upstream of it that has one."""
+    if g.module[v] is not None:
+        return g.module[v]
+    for u in A.upstream(g, v)[:256]:
+        if g.module[u] is not None:
+            return g.module[u]
+    return None
+
+
+def _cut_severity(g: ProbeGraph, rec: Any, srcs: list[int], d: int, masks: list[int]) -> tuple[str, str]:
+    src_mod, dst_mod = _near_module(g, srcs[0]), g.module[d]
+    upstream_params = list(dict.fromkeys(v for s in srcs for v in A.upstream(g, s)
+                                         if g.kind[v] == "param" and v not in g.frozen))
     trainable_up = any(v in g.optimizers or g.module[v] is not None for v in upstream_params)
     starved = [v for v in upstream_params if masks[v] == 0]
     if rec.made_requires_grad:
@@ -246,7 +260,7 @@ def _cut_severity(g: ProbeGraph, rec: Any, s: int, d: int, blocked: list[dict], 
                     "other losses (intended in a GAN discriminator step or an actor-critic advantage)")
 
 
-def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[int, int, Any]] = (),
+def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
             reentry_confirmed: set[int] | None = None) -> Report:
     """Run every analysis on ``g`` and gather the findings into a :class:`Report`.
 
@@ -267,8 +281,9 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[int, int, Any]] = (),
     rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
                    "composite": l in g.composite} for l in g.losses]
     rep.reaches = A.reaches(g, masks)
-    for v, k in enumerate(g.kind):
-        if k == "param":
+    big = len(g.kind)
+    for v in sorted(g.nodes_of_kind("param"), key=lambda v: (g.param_order.get(v, big), v)):
+        if True:
             m = g.meta.get(v)
             rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
                                "module": g.module[v], "optimizers": g.optimizers.get(v, []),
@@ -278,17 +293,20 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[int, int, Any]] = (),
     rep.shared = A.shared(g, masks)
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
     # Cuts first: the detached findings point at them.
-    for s, d, rec in cut_pairs:
+    for srcs, d, rec in cut_pairs:
         ci = len(rep.cuts)
-        g.cut_edges.append((s, d, ci))
-        blocked = A.blocked_by_cut(g, s, d, masks)
-        severity, reason = _cut_severity(g, rec, s, d, blocked, masks)
+        s = srcs[0]
+        for s2 in srcs:
+            g.cut_edges.append((s2, d, ci))
+        blocked = A.blocked_by_cut(g, srcs, d, masks)
+        severity, reason = _cut_severity(g, rec, srcs, d, masks)
         rep.cuts.append({
             "kind": rec.kind,
             "chain": [{"op": op, "location": loc} for op, loc in rec.chain],
             "location": rec.location,
             "reentry_location": rec.reentry_location,
-            "from": {"node": s, "op": g.op[s] or g.label[s], "module": g.module[s]},
+            "from": {"node": s, "op": g.op[s] or g.label[s], "module": _near_module(g, s)},
+            "sources": srcs,
             "to": {"node": d, "op": g.op[d] or g.label[d], "module": g.module[d]},
             "blocked": blocked,
             "severity": severity,
@@ -300,8 +318,9 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[int, int, Any]] = (),
         })
     cut_of_param: dict[int, dict] = {}
     for c in rep.cuts:
-        for v in A.upstream(g, c["from"]["node"]):
-            cut_of_param.setdefault(v, c)
+        for s in c["sources"]:
+            for v in A.upstream(g, s):
+                cut_of_param.setdefault(v, c)
     for v in A.unreached(g, masks):
         opts = g.optimizers.get(v, [])
         c = cut_of_param.get(v)

@@ -92,27 +92,29 @@ class Report:
         nl = len(self.losses)
         nc = len(self.components)
         head = f"{nl} loss{'es' if nl != 1 else ''}, {nc} component{'s' if nc != 1 else ''}"
-        unreached = [d for d in self.detached if d["kind"] == "unreached"]
+        unreached = [d["name"] for d in self.detached if d["kind"] == "unreached"]
+        starved = set(unreached)
         parts: list[str] = []
         if self.errors:
             parts.append(self.errors[0]["message"].split("\n")[0])
-        live_cuts = [c for c in self.cuts if not c.get("ignored") and c["severity"] != "info"]
-        if live_cuts:
-            c = live_cuts[0]
+        live = [c for c in self.cuts if not c.get("ignored")]
+        live.sort(key=lambda c: SEVERITIES.index(c["severity"]))
+        if live and live[0]["severity"] != "info":
+            c = live[0]
             cut = f"{c['kind']} cut at {_short(c['location'])}"
-            if c["blocked"]:
-                b = c["blocked"][0]
-                cut += f": {b['loss']} does not reach {_join(b['params'])}"
+            # Say what the cut blocks, unless the params it blocks get no gradient at all (said below).
+            blocked = [b for b in c["blocked"] if not set(b["params"]) <= starved]
+            if blocked:
+                cut += f": {blocked[0]['loss']} does not reach {_join(blocked[0]['params'])}"
             parts.append(cut)
         if unreached:
-            # Which loss reaches what, for the losses that miss something.
-            groups = {p["name"]: p["module"] for p in self.params}
-            names = [d["name"] for d in unreached]
-            for loss, ps in self.reaches.items():
-                mods = sorted({groups.get(p) or p for p in ps})
-                if mods and len(self.losses) <= 3:
-                    parts.append(f"{loss} reaches {_join(mods)} only" if names else f"{loss} reaches {_join(mods)}")
-            parts.append(f"{_join(names)} get{'s' if len(names) == 1 else ''} no gradient"
+            modules = {p["name"]: p["module"] for p in self.params}
+            if len(self.losses) <= 3:
+                for loss, ps in self.reaches.items():
+                    mods = list(dict.fromkeys(modules.get(p) or p for p in ps))
+                    if mods:
+                        parts.append(f"{loss} reaches {_join(mods)} only")
+            parts.append(f"{_join(unreached)} get{'s' if len(unreached) == 1 else ''} no gradient"
                          + (" from it" if len(self.losses) == 1 else " from any loss"))
         elif not parts:
             parts.append("every known parameter gets a gradient" if self.params else "no known parameters")

@@ -124,7 +124,7 @@ class _Capture:
             return run()
         self.depth += 1
         try:
-            site = user_location(3)
+            site = user_location()
             if site in self.round_sites:
                 self.rounds += 1
                 self.round_sites = set()
@@ -134,7 +134,7 @@ class _Capture:
                         raise _StopCapture()
                     return run()
             self.round_sites.add(site)
-            frame = user_frame(3)
+            frame = user_frame()
             self.note_call(tensors, site, bool(retain), frame)
             # An earlier backward without retain_graph may have freed nodes this one needs: find
             # them now, since a failing backward frees its own nodes on the way to the failure.

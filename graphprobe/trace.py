@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 _ACTIVE: "Trace | None" = None
+_PER_SITE = 64  # cut instances kept per (exit, re-entry) site pair
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
 
 _PKG_DIRS = tuple(
@@ -72,7 +73,7 @@ def _is_user_file(fname: str) -> bool:
     return r
 
 
-def user_frame(depth: int = 2) -> Any:
+def user_frame(depth: int = 1) -> Any:
     """The nearest frame outside torch, numpy and graphprobe (None if there is none)."""
     f: Any = sys._getframe(depth)
     while f is not None and not _is_user_file(f.f_code.co_filename):
@@ -80,7 +81,7 @@ def user_frame(depth: int = 2) -> Any:
     return f
 
 
-def user_location(depth: int = 2) -> str | None:
+def user_location(depth: int = 1) -> str | None:
     """``file:line`` of the nearest frame outside torch, numpy and graphprobe. Complexity: O(stack)."""
     f: Any = sys._getframe(depth)
     while f is not None:
@@ -234,7 +235,7 @@ class TrackedArray(np.ndarray):
         op = f"{sym} {operand}".strip() if sym else f"np.{ufunc.__name__}"
         if method != "__call__":
             op = f"np.{ufunc.__name__}.{method}"
-        return _wrap_result(result, Provenance.merge(provs, op, user_location(2)))
+        return _wrap_result(result, Provenance.merge(provs, op, user_location()))
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         provs: list[Provenance] = []
@@ -242,7 +243,7 @@ class TrackedArray(np.ndarray):
         result = func(*(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()})
         if not provs or _ACTIVE is None:
             return result
-        return _wrap_result(result, Provenance.merge(provs, f"np.{func.__name__}", user_location(2)))
+        return _wrap_result(result, Provenance.merge(provs, f"np.{func.__name__}", user_location()))
 
 
 def _wrap_result(result: Any, prov: Provenance) -> Any:
@@ -262,7 +263,7 @@ def _scalar_op(name: str, symbol: str) -> Callable[..., Any]:
         if res is NotImplemented or _ACTIVE is None:
             return res
         operand = _fmt_operand(other[0]) if other else ""
-        return _track_scalar(res, self._gp_prov.then(f"{symbol} {operand}".strip(), user_location(2)))
+        return _track_scalar(res, self._gp_prov.then(f"{symbol} {operand}".strip(), user_location()))
 
     op.__name__ = name
     return op
@@ -392,19 +393,19 @@ class _Mode(TorchFunctionMode):
         if was:
             src = (fn,) if fn is not None else ()
             params = (weakref.ref(t),) if fn is None else ()
-            loc = user_location(3)
+            loc = user_location()
             self.tr._set_prov(out, Provenance(kind, loc, src, params, ((kind, loc),)))
         elif prior is not None:
-            self.tr._set_prov(out, prior.then(kind, user_location(3), kind))
+            self.tr._set_prov(out, prior.then(kind, user_location(), kind))
         return out
 
     def _exit_prov(self, t: torch.Tensor, kind: str) -> Provenance | None:
         prior = self.tr._tensor_prov(t)
         if prior is not None:
-            return prior.then(kind, user_location(4), kind)
+            return prior.then(kind, user_location(), kind)
         if t.requires_grad:
             fn = t.grad_fn
-            loc = user_location(4)
+            loc = user_location()
             return Provenance(kind, loc, (fn,) if fn is not None else (),
                               (weakref.ref(t),) if fn is None else (), ((kind, loc),))
         return None
@@ -432,7 +433,7 @@ class _Mode(TorchFunctionMode):
         out = func(*args, **kwargs)
         if want and t.grad_fn is None:
             if prov is not None:
-                self.tr._close(prov, "requires_grad_", user_location(3), target_leaf=t, made_requires_grad=True)
+                self.tr._close(prov, "requires_grad_", user_location(), target_leaf=t, made_requires_grad=True)
                 self.tr._drop_prov(t)
             else:
                 self.tr._plain_leaves[id(t)] = weakref.ref(t)
@@ -445,7 +446,7 @@ class _Mode(TorchFunctionMode):
         if not isinstance(out, torch.Tensor):
             return out
         name = _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor"))
-        loc = user_location(3)
+        loc = user_location()
         if provs:
             prov = Provenance.merge(provs, name, loc)
             if out.requires_grad and out.grad_fn is None:
@@ -461,14 +462,15 @@ class TraceSnapshot:
     """The records of a trace at given moments, merged (what the runner keeps per step)."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[Any, ...], CutRecord] = {}
+        self.records: dict[int, CutRecord] = {}
         self.reentry: dict[int, Any] = {}
         self.plain: dict[int, Any] = {}
 
     def add(self, tr: "Trace") -> None:
         """Merge what ``tr`` holds now; an earlier record of the same site pair is kept."""
-        for k, v in tr._records.items():
-            self.records.setdefault(k, v)
+        for recs in tr._records.values():
+            for r in recs:
+                self.records.setdefault(id(r), r)
         self.reentry.update(tr._reentry_leaves)
         self.plain.update(tr._plain_leaves)
 
@@ -486,7 +488,10 @@ class Trace(contextlib.ContextDecorator):
     """Records exits from autograd and re-entries while active; see :func:`trace`."""
 
     def __init__(self) -> None:
-        self._records: dict[tuple[Any, ...], CutRecord] = {}
+        # Per (exit, re-entry, kind) site: the latest few instances. Bounded, so a trace around a
+        # long loop does not grow, yet several cuts at one site in one step (a loop over heads)
+        # are all kept.
+        self._records: dict[tuple[Any, ...], list[CutRecord]] = {}
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
@@ -500,8 +505,8 @@ class Trace(contextlib.ContextDecorator):
 
     # -- public ---------------------------------------------------------------------------
     def cut_records(self) -> list[CutRecord]:
-        """The cuts recorded so far (one per exit/re-entry site pair, the latest instance)."""
-        return list(self._records.values())
+        """The cuts recorded so far (per exit/re-entry site pair, the latest instances)."""
+        return [r for recs in self._records.values() for r in recs]
 
     def reentry_leaf_ids(self) -> set[int]:
         """``id()`` of live leaf tensors that were re-entered and made to require grad."""
@@ -549,7 +554,10 @@ class Trace(contextlib.ContextDecorator):
             made_requires_grad=made_requires_grad, guess=prov.guess,
             ignored=_ignored(prov.location) or _ignored(loc),
         )
-        self._records[(prov.location, loc, prov.kind)] = rec
+        recs = self._records.setdefault((prov.location, loc, prov.kind), [])
+        recs.append(rec)
+        if len(recs) > _PER_SITE:
+            del recs[0]
         if target_leaf is not None:
             self._reentry_leaves[id(target_leaf)] = weakref.ref(target_leaf)
 
@@ -577,7 +585,7 @@ class Trace(contextlib.ContextDecorator):
             new_outs = [o for o in outs if not o.requires_grad and all(o is not i for i in ins)]
             if not new_outs:
                 return
-            loc = user_location(4)
+            loc = user_location()
             fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
             params = tuple(weakref.ref(t) for t in req if t.grad_fn is None)
             prov = Provenance.merge(provs, name, loc, fns, params, kind="no_grad") if provs else \
@@ -586,7 +594,7 @@ class Trace(contextlib.ContextDecorator):
                 self._set_prov(o, prov)
             return
         fn = _first_grad_fn(out)
-        loc = user_location(4)
+        loc = user_location()
         if fn is not None:
             prov = Provenance.merge(provs, name, loc) if len(provs) > 1 else provs[0]
             self._close(prov, "op:" + name, loc, target_fn=fn)
@@ -632,7 +640,7 @@ class Trace(contextlib.ContextDecorator):
                 out = from_numpy(a.view(np.ndarray) if isinstance(a, TrackedArray) else a)
                 prov = _get_prov(a)
                 if prov is not None and threading.get_ident() == tr._thread:
-                    tr._set_prov(out, prov.then("from_numpy", user_location(2)))
+                    tr._set_prov(out, prov.then("from_numpy", user_location()))
                 return out
 
             self._patch(torch, "from_numpy", from_numpy_recorded)
@@ -688,13 +696,28 @@ class Trace(contextlib.ContextDecorator):
 
 
 def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Wrap ``np.asarray``-like functions, which return a plain ndarray, so the tag survives."""
+
     def keep(a: Any, *args: Any, **kwargs: Any) -> Any:
         out = orig(_unwrap(a), *args, **kwargs)
+        tr = _ACTIVE
+        if tr is None or threading.get_ident() != tr._thread:
+            return out
         provs: list[Provenance] = []
         if isinstance(a, (TrackedArray, list, tuple, TrackedFloat, TrackedInt)):
             _collect(a, provs)
-        if provs and _ACTIVE is not None and threading.get_ident() == _ACTIVE._thread:
-            return _wrap_result(out, Provenance.merge(provs, f"np.{name}", user_location(2)))
+        elif isinstance(a, torch.Tensor):
+            p = tr._tensor_prov(a)
+            if p is None and a.requires_grad:  # np.asarray(t) on a tensor that requires grad
+                fn = a.grad_fn
+                p = Provenance("numpy", user_location(), (fn,) if fn is not None else (),
+                               (weakref.ref(a),) if fn is None else ())
+            if p is not None:
+                provs.append(p)
+            if provs:
+                return _wrap_result(out, Provenance.merge(provs, f"np.{name}", user_location(), kind="numpy"))
+        if provs:
+            return _wrap_result(out, Provenance.merge(provs, f"np.{name}", user_location()))
         return out
 
     keep.__name__ = name

@@ -14,7 +14,7 @@ import torch
 from .graph import ProbeGraph, TensorMeta
 from .names import Known
 
-__all__ = ["Root", "WalkResult", "walk", "is_freed"]
+__all__ = ["Root", "CutSides", "WalkResult", "walk", "is_freed"]
 
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
 _FREED_TEXT = "backward through the graph a second time"
@@ -75,7 +75,16 @@ def _module_tag(fn: Any, known: Known) -> str | None:
     return known.module_path(mod) if mod is not None else None
 
 
-def walk(roots: Sequence[Root], known: Known, *, extra_fns: Sequence[Any] = (),
+@dataclass
+class CutSides:
+    """The autograd nodes on either side of one recorded cut, as the walk needs them."""
+
+    source_fns: Sequence[Any]
+    target_fn: Any = None
+    target_leaf_id: int | None = None
+
+
+def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
          var_names: dict[Any, str] | None = None, reentry_ids: set[int] | None = None,
          plain_leaf_ids: set[int] | None = None, check_freed: bool = True,
          terms: Sequence[Root] = ()) -> WalkResult:
@@ -87,8 +96,10 @@ def walk(roots: Sequence[Root], known: Known, *, extra_fns: Sequence[Any] = (),
         The losses. Each becomes a ``loss`` node fed by its ``grad_fn``.
     known : Known
         Parameters, modules and optimizers found by name.
-    extra_fns : sequence of autograd nodes
-        More nodes to walk from (the last node before each recorded cut).
+    cuts : sequence of CutSides
+        Recorded cuts. When a cut's target is in the graph, the nodes before the cut are walked
+        too (repeatedly, so a chain of cuts is followed); a cut whose downstream side no loss
+        reads is left out.
     var_names : dict
         ``grad_fn -> variable name`` for intermediate tensors in the caller's frame.
     reentry_ids, plain_leaf_ids : set of int
@@ -126,6 +137,7 @@ def walk(roots: Sequence[Root], known: Known, *, extra_fns: Sequence[Any] = (),
             info = known_params.get(id(variable))
             if info is not None:
                 nid = add_node("param", info.name, "AccumulateGrad", info.module, info.name)
+                g.param_order[nid] = info.order
                 if info.optimizers:
                     g.optimizers[nid] = list(info.optimizers)
             elif id(variable) in plain_leaf_ids:
@@ -181,10 +193,23 @@ def walk(roots: Sequence[Root], known: Known, *, extra_fns: Sequence[Any] = (),
         _drain(stack, fn_node, visit, src, dst)
     if terms:
         _attach_terms(g, terms, fn_node)
-    for fn in extra_fns:
-        if fn is not None:
-            visit(fn)
-            _drain(stack, fn_node, visit, src, dst)
+    pending = list(cuts)
+    grew = True
+    while pending and grew:
+        grew = False
+        rest = []
+        for c in pending:
+            live = (c.target_fn is not None and c.target_fn in fn_node) or \
+                (c.target_leaf_id is not None and c.target_leaf_id in leaf_node)
+            if not live:
+                rest.append(c)
+                continue
+            grew = True
+            for fn in c.source_fns:
+                if fn is not None:
+                    visit(fn)
+                    _drain(stack, fn_node, visit, src, dst)
+        pending = rest
     # Module tags where the recorder gave none: the module of the parameters an op reads directly.
     if any(m is None for m in g.module):
         _infer_modules(g)

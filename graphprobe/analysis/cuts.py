@@ -7,8 +7,10 @@ from .reach import _bits, loss_masks, upstream
 __all__ = ["blocked_by_cut"]
 
 
-def blocked_by_cut(g: ProbeGraph, src: int, dst: int, masks: list[int] | None = None) -> list[dict]:
+def blocked_by_cut(g: ProbeGraph, src: int | list[int], dst: int, masks: list[int] | None = None) -> list[dict]:
     """For a cut ``src -> dst``, each loss downstream of it and the upstream params it can't reach.
+
+    ``src`` may be a list: a cut out of a ``no_grad`` block starts at every parameter it used.
 
     Returns
     -------
@@ -18,10 +20,18 @@ def blocked_by_cut(g: ProbeGraph, src: int, dst: int, masks: list[int] | None = 
 
     Notes
     -----
-    Complexity: O(V + E) for the upstream search of ``src``.
+    Complexity: O(V + E) per source for the upstream search.
     """
     masks = masks if masks is not None else loss_masks(g)
-    up = [v for v in upstream(g, src) if g.kind[v] == "param"]
+    up: list[int] = []
+    seen: set[int] = set()
+    for s in ([src] if isinstance(src, int) else src):
+        for v in upstream(g, s):
+            if g.kind[v] == "param" and v not in seen:
+                seen.add(v)
+                up.append(v)
+    big = len(g.kind)
+    up.sort(key=lambda v: (g.param_order.get(v, big), v))
     out = []
     for i in _bits(masks[dst]):
         lid = g.losses[i]

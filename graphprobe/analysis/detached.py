@@ -13,7 +13,9 @@ def unreached(g: ProbeGraph, masks: list[int] | None = None) -> list[int]:
     Complexity: O(V) after the masks.
     """
     masks = masks if masks is not None else loss_masks(g)
-    return [v for v, k in enumerate(g.kind) if k == "param" and masks[v] == 0 and v not in g.frozen]
+    big = len(g.kind)
+    out = [v for v, k in enumerate(g.kind) if k == "param" and masks[v] == 0 and v not in g.frozen]
+    return sorted(out, key=lambda v: (g.param_order.get(v, big), v))
 
 
 def reentry_leaves(g: ProbeGraph) -> list[int]:

@@ -72,7 +72,7 @@ def reached_by(g: ProbeGraph, node: int, masks: list[int] | None = None) -> list
 
 
 def reaches(g: ProbeGraph, masks: list[int] | None = None) -> dict[str, list[str]]:
-    """For each loss name, the parameter names it reaches, in node order.
+    """For each loss name, the parameter names it reaches, in registration order.
 
     Notes
     -----
@@ -80,10 +80,10 @@ def reaches(g: ProbeGraph, masks: list[int] | None = None) -> dict[str, list[str
     """
     masks = masks if masks is not None else loss_masks(g)
     out: dict[str, list[str]] = {g.label[lid]: [] for lid in g.losses}
-    for v, k in enumerate(g.kind):
-        if k == "param":
-            for i in _bits(masks[v]):
-                out[g.label[g.losses[i]]].append(g.label[v])
+    big = len(g.kind)
+    for v in sorted(g.nodes_of_kind("param"), key=lambda v: (g.param_order.get(v, big), v)):
+        for i in _bits(masks[v]):
+            out[g.label[g.losses[i]]].append(g.label[v])
     return out
 
 

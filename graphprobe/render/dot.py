@@ -1,0 +1,473 @@
+"""The DOT renderer: a report's graph as Graphviz text, with module boxes, cut edges and a legend.
+
+Data flows top to bottom (parameter -> op -> loss). Each module is a box, losses sit at the
+bottom, and what the analyses found is drawn on the nodes and edges it concerns: cut edges in
+thick dashed red with the operations that left autograd, detached parameters in dashed red, leaves
+rebuilt outside autograd in orange, freed nodes and frozen parameters in grey. The legend explains
+only the styles this picture uses. The text is deterministic: the same report gives the same bytes.
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import GraphprobeError
+from ..graph import ProbeGraph
+from ..report import Report
+
+__all__ = ["DotOptions", "to_dot", "quote"]
+
+_RANKDIRS = ("TB", "LR", "BT", "RL")
+_FONT = "Helvetica"
+
+# One palette, so the legend and the drawing cannot disagree.
+_INK = "#333333"
+_EDGE = "#7a7a7a"
+_PARAM_FILL, _PARAM_LINE = "#dbe8f5", "#4f7396"
+_OP_FILL, _OP_LINE = "#ffffff", "#8c8c8c"
+_LOSS_FILL, _LOSS_LINE = "#ffe9a8", "#a07800"
+_LEAF_FILL, _LEAF_LINE = "#f2f2f2", "#8c8c8c"
+_SHARED_FILL, _SHARED_LINE = "#e7ddf6", "#7d5fb0"
+_RED = "#d62728"
+_DETACHED_FILL = "#fde8e8"
+_ORANGE, _REENTRY_FILL = "#e07b00", "#ffe9cc"
+_GREY_FILL, _GREY_LINE, _GREY_TEXT = "#e4e4e4", "#9a9a9a", "#7a7a7a"
+_INFO = "#5b7fa6"
+_IGNORED = "#b4b4b4"
+_CLUSTER_FILLS = ("#fafafa", "#f0f0f0")
+_CLUSTER_LINE = "#b4b4b4"
+
+# Node defaults are the plain op's style; a node's statement names only what differs.
+_NODE_DEFAULTS: dict[str, str] = {
+    "fontname": _FONT, "shape": "box", "style": "filled,rounded", "fillcolor": _OP_FILL,
+    "color": _OP_LINE, "fontcolor": _INK, "fontsize": "9", "height": "0.3",
+    "margin": "0.08,0.03",
+}
+
+# One pass of str.translate for every label: DOT escapes, line breaks, no control characters.
+_ESCAPES: dict[int, str] = {c: " " for c in range(32)}
+_ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\n"})
+
+
+@dataclass
+class DotOptions:
+    """How :func:`to_dot` draws a report.
+
+    Attributes
+    ----------
+    title : str, optional
+        The label at the top; the report's verdict when not given.
+    legend : bool
+        Draw a legend of the styles this picture uses.
+    show_frozen : bool
+        Draw frozen parameters (``requires_grad=False``) in their modules.
+    rankdir : str
+        ``TB`` (top to bottom, the default), ``LR``, ``BT`` or ``RL``.
+    """
+
+    title: str | None = None
+    legend: bool = True
+    show_frozen: bool = True
+    rankdir: str = "TB"
+
+    def __post_init__(self) -> None:
+        if self.rankdir not in _RANKDIRS:
+            raise GraphprobeError(
+                f"rankdir must be one of {', '.join(_RANKDIRS)}, not {self.rankdir!r}")
+
+
+def quote(text: str) -> str:
+    """``text`` as a DOT double-quoted string; a newline becomes a centred line break.
+
+    Backslashes and quotes are escaped (so ``\\N`` or ``\\G`` in a name is drawn as written,
+    not expanded), other control characters become spaces. ``<`` and ``>`` need no escape inside
+    a quoted string: only an unquoted ``<...>`` is an HTML label, and the SVG writer escapes them.
+
+    Examples
+    --------
+    >>> print(quote('a "b"\\nc\\\\d'))
+    "a \\"b\\"\\nc\\\\d"
+    """
+    return '"' + text.replace("\r\n", "\n").translate(_ESCAPES) + '"'
+
+
+def _attrs(pairs: list[tuple[str, str]]) -> str:
+    """``[k=v, ...]`` with every value quoted, in the order given."""
+    return "[" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "]"
+
+
+def _shape_text(g: ProbeGraph, v: int) -> str | None:
+    m = g.meta.get(v)
+    if m is None:
+        return None
+    return "×".join(str(s) for s in m.shape) if m.shape else "scalar"
+
+
+def _title_text(title: str) -> str:
+    """The verdict split at its clauses and wrapped, so a long one stays readable."""
+    lines: list[str] = []
+    for part in title.split("\n"):
+        head, sep, rest = part.partition(": ")
+        clauses = ([head + sep.rstrip()] + rest.split("; ")) if sep and "; " in rest else [part]
+        for c in clauses:
+            lines += textwrap.wrap(c, 90) or [""]
+    return "\n".join(lines)
+
+
+class _Cluster:
+    """One module box: its path, its own nodes, its child boxes."""
+
+    __slots__ = ("idx", "path", "nodes", "children", "parent")
+
+    def __init__(self, idx: int, path: str, parent: _Cluster | None) -> None:
+        self.idx = idx
+        self.path = path
+        self.nodes: list[int] = []
+        self.children: list[_Cluster] = []
+        self.parent = parent
+
+
+def _module_tree(g: ProbeGraph, visible: list[bool]) -> tuple[_Cluster, list[int]]:
+    """Module boxes nested by path prefix, plus the visible nodes that belong to no module.
+
+    A prefix gets a box of its own only when it holds nodes or two or more sub-boxes, so
+    ``encoder.layers.0.attn`` alone does not draw four nested empty boxes.
+    """
+    root = _Cluster(-1, "", None)
+    by_path: dict[str, _Cluster] = {}
+    loose: list[int] = []
+    count = 0
+    for v in range(len(g.kind)):
+        if not visible[v]:
+            continue
+        mod = g.module[v]
+        if not mod or g.kind[v] == "loss":
+            loose.append(v)
+            continue
+        c = by_path.get(mod)
+        if c is None:
+            parts = mod.split(".")
+            parent = root
+            for k in range(1, len(parts) + 1):
+                p = ".".join(parts[:k])
+                c = by_path.get(p)
+                if c is None:
+                    c = _Cluster(count, p, parent)
+                    count += 1
+                    by_path[p] = c
+                    parent.children.append(c)
+                parent = c
+            assert c is not None
+        c.nodes.append(v)
+    # Fold away boxes with no nodes of their own and a single child (children before parents).
+    for c in sorted(by_path.values(), key=lambda c: -c.idx):
+        if not c.nodes and len(c.children) == 1 and c.parent is not None:
+            child = c.children[0]
+            siblings = c.parent.children
+            siblings[siblings.index(c)] = child
+            child.parent = c.parent
+    return root, loose
+
+
+def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
+    """Per-node notes from the report's findings lists, keyed by node id."""
+    n = len(g.kind)
+    shared_by: dict[int, list[str]] = {}
+    for s in report.shared:
+        for v in s.get("nodes", []):
+            if 0 <= v < n and v not in shared_by:
+                shared_by[v] = list(s.get("losses", []))
+    unreached: dict[int, dict[str, Any]] = {}
+    reentry: dict[int, dict[str, Any]] = {}
+    for d in report.detached:
+        v = d.get("node")
+        if v is None or not 0 <= v < n:
+            continue
+        (reentry if d.get("kind") == "reentry_leaf" else unreached).setdefault(v, d)
+    freed: dict[int, dict[str, Any]] = {}
+    for f in report.freed:
+        v = f.get("node")
+        if v is not None and 0 <= v < n:
+            freed.setdefault(v, f)
+    for v in sorted(g.freed):
+        freed.setdefault(v, {})
+    frozen = set(g.frozen)
+    for f in report.frozen:
+        v = f.get("node")
+        if v is not None and 0 <= v < n:
+            frozen.add(v)
+    feeds_loss: dict[int, list[str]] = {}
+    producers = g.producers()
+    for lid in g.losses:
+        if 0 <= lid < n:
+            for p in producers[lid]:
+                feeds_loss.setdefault(p, []).append(g.label[lid])
+    return {"shared": shared_by, "unreached": unreached, "reentry": reentry, "freed": freed,
+            "frozen": frozen, "feeds_loss": feeds_loss}
+
+
+def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> str:
+    """The DOT statement for node ``v``; records in ``used`` which legend entries it needs."""
+    kind = g.kind[v]
+    label = g.label[v]
+    lines: list[str] = []
+    tip: list[str] = []
+    attrs: list[tuple[str, str]] = []
+    style = ["filled"]
+    fill, line, text = _OP_FILL, _OP_LINE, _INK
+    base = kind  # the legend entry for the plain style, if no finding restyles the node
+    if kind == "loss":
+        lines.append(label)
+        attrs += [("penwidth", "2"), ("fontsize", "13"), ("margin", "0.2,0.08")]
+        style += ["rounded", "bold"]
+        fill, line = _LOSS_FILL, _LOSS_LINE
+        tip.append(f"loss {label}")
+        if v in g.location:
+            tip.append(f"made at {g.location[v]}")
+    elif kind == "op":
+        lines.append(label)
+        # "= loss1" on the op that makes loss1 says nothing the loss node does not.
+        if g.name[v] and g.name[v] not in notes["feeds_loss"].get(v, ()):
+            lines.append(f"= {g.name[v]}")
+        style.append("rounded")
+    else:
+        name = label
+        if kind == "reentry_leaf":
+            d = notes["reentry"].get(v)
+            name = (d or {}).get("name") or g.name[v] or label
+        lines.append(name)
+        shape = _shape_text(g, v)
+        if shape:
+            lines.append(shape)
+        attrs += [("fontsize", "10"), ("margin", "0.11,0.055")]
+        if kind == "param":
+            fill, line = _PARAM_FILL, _PARAM_LINE
+        else:
+            fill, line = _LEAF_FILL, _LEAF_LINE
+            style.append("rounded")
+        m = g.meta.get(v)
+        tip.append(f"{kind} {name}" + (f": {shape} {m.dtype} on {m.device}" if m else ""))
+    penwidth = None
+    shared = notes["shared"].get(v)
+    if shared is not None:
+        used.add("shared")
+        fill, line = _SHARED_FILL, _SHARED_LINE
+        tip.append("shared by " + ", ".join(shared))
+    if v in notes["frozen"]:
+        used.add("frozen")
+        lines.append("frozen")
+        fill, line, text = "#ffffff", _GREY_LINE, _GREY_TEXT
+        style.append("dotted")
+        tip.append("frozen: requires_grad=False")
+    d = notes["unreached"].get(v)
+    if d is not None:
+        used.add("unreached")
+        lines.append("no gradient")
+        opts = d.get("optimizers") or g.optimizers.get(v) or []
+        if opts:
+            lines.append("held by " + ", ".join(opts))
+        fill, line, text = _DETACHED_FILL, _RED, "#a01515"
+        style.append("dashed")
+        penwidth = "2.2"
+        tip += [x for x in (d.get("reason"), d.get("fix")) if x]
+    d = notes["reentry"].get(v)
+    if d is not None or kind == "reentry_leaf":
+        used.add("reentry")
+        lines.append("leaf rebuilt outside autograd")
+        fill, line, text = _REENTRY_FILL, _ORANGE, "#8a4a00"
+        penwidth = "2.2"
+        tip += [x for x in ((d or {}).get("reason"), (d or {}).get("fix")) if x]
+    f = notes["freed"].get(v)
+    if f is not None:
+        used.add("freed")
+        lines.append("freed")
+        fill, text = _GREY_FILL, _GREY_TEXT
+        if shared is None:
+            line = _GREY_LINE
+        tip.append("freed by an earlier backward" + (
+            " (needed by " + ", ".join(f["losses"]) + ")" if f.get("losses") else ""))
+        tip += [x for x in (f.get("reason"), f.get("fix")) if x]
+    if base in ("loss", "param", "leaf") and fill in (_LOSS_FILL, _PARAM_FILL, _LEAF_FILL):
+        used.add(base)
+    attrs += [("label", "\n".join(lines)), ("style", ",".join(style)), ("fillcolor", fill),
+              ("color", line), ("fontcolor", text)]
+    if penwidth is not None:
+        attrs.append(("penwidth", penwidth))
+    if tip:
+        attrs.append(("tooltip", "\n".join(tip)))
+    # Leave out what the node defaults already say: most nodes are plain ops.
+    return f"n{v} {_attrs([(k, x) for k, x in attrs if _NODE_DEFAULTS.get(k) != x])};"
+
+
+def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]) -> str:
+    """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``)."""
+    cut = cuts[c] if 0 <= c < len(cuts) else {}
+    chain = [str(x.get("op")) for x in cut.get("chain") or [] if x.get("op")]
+    head = " → ".join(chain) if chain else f"cut ({cut.get('kind') or 'outside autograd'})"
+    where = str(cut.get("location") or "")
+    # The file's name is enough on the picture; the tooltip keeps the whole path.
+    label = head + ("\n" + where.replace("\\", "/").rsplit("/", 1)[-1] if where else "")
+    tip = [f"CUT: {head}" + (f" at {where}" if where else "")]
+    tip += [x for x in (cut.get("reason"), cut.get("fix")) if x]
+    for b in cut.get("blocked") or []:
+        tip.append(f"{b.get('loss')} cannot reach {', '.join(b.get('params') or [])}")
+    if cut.get("ignored"):
+        used.add("cut_ignored")
+        attrs = [("color", _IGNORED), ("fontcolor", _IGNORED), ("style", "dotted"),
+                 ("penwidth", "1"), ("fontsize", "9"), ("label", label + "\n(ignored)")]
+    elif cut.get("severity") == "info":
+        used.add("cut_info")
+        attrs = [("color", _INFO), ("fontcolor", _INFO), ("style", "dashed"),
+                 ("penwidth", "1.6"), ("fontsize", "10"), ("label", label)]
+    else:
+        used.add("cut")
+        attrs = [("color", _RED), ("fontcolor", _RED), ("style", "dashed"), ("penwidth", "2.5"),
+                 ("arrowsize", "1.1"), ("fontsize", "13"), ("label", label)]
+    attrs += [("tooltip", "\n".join(tip)), ("labeltooltip", "\n".join(tip))]
+    return f"n{s} -> n{d} {_attrs(attrs)};"
+
+
+def _html(text: str) -> str:
+    """``text`` escaped for a Graphviz HTML-like label."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("\n", "<BR/>"))
+
+
+def _legend(used: set[str], shared_sets: list[str]) -> list[str]:
+    """The legend: a small cluster holding one table, a row per style in ``used``, fixed order."""
+    rows: list[str] = []
+
+    def box(key: str, text: str, fill: str, line: str, border: int = 1, style: str = "") -> None:
+        if key in used:
+            st = f' STYLE="{style}"' if style else ""
+            rows.append(f'<TR><TD BORDER="{border}" COLOR="{line}" BGCOLOR="{fill}"{st} WIDTH="30" '
+                        f'HEIGHT="14"></TD><TD ALIGN="LEFT">{_html(text)}</TD></TR>')
+
+    def line(key: str, sample: str, text: str, color: str) -> None:
+        if key in used:
+            rows.append(f'<TR><TD><FONT COLOR="{color}" POINT-SIZE="12"><B>{_html(sample)}</B>'
+                        f'</FONT></TD><TD ALIGN="LEFT"><FONT COLOR="{color}">{_html(text)}</FONT>'
+                        "</TD></TR>")
+
+    line("cut", "- - ->", "cut: data left autograd here", _RED)
+    line("cut_info", "- - ->", "cut (info only)", _INFO)
+    line("cut_ignored", ". . . >", "cut (ignored)", _IGNORED)
+    box("unreached", "no gradient: no loss reaches it", _DETACHED_FILL, _RED, 2, "dashed")
+    box("reentry", "leaf rebuilt outside autograd", _REENTRY_FILL, _ORANGE, 2)
+    box("freed", "freed by an earlier backward", _GREY_FILL, _GREY_LINE)
+    box("shared", "shared by " + "; ".join(shared_sets), _SHARED_FILL, _SHARED_LINE)
+    box("frozen", "frozen (requires_grad=False)", "#ffffff", _GREY_LINE, 1, "dotted")
+    box("loss", "loss", _LOSS_FILL, _LOSS_LINE, 2, "rounded")
+    box("param", "parameter", _PARAM_FILL, _PARAM_LINE)
+    box("leaf", "input leaf", _LEAF_FILL, _LEAF_LINE, 1, "rounded")
+    if not rows:
+        return []
+    table = ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="1">'
+             + "".join(rows) + "</TABLE>>")
+    return ["  subgraph cluster_legend {",
+            "    graph " + _attrs([("label", "legend"), ("fontsize", "10"),
+                                   ("fontcolor", _GREY_TEXT), ("style", "rounded"),
+                                   ("color", "#cccccc"), ("labeljust", "l"),
+                                   ("tooltip", "legend")]) + ";",
+            f'    legend [shape="plain", fontsize="9", tooltip="legend", label={table}];',
+            "  }"]
+
+
+def to_dot(report: Report, options: DotOptions | None = None) -> str:
+    """The report's graph as Graphviz DOT text.
+
+    Parameters
+    ----------
+    report : Report
+        What :func:`graphprobe.probe` found; the graph is ``report.model``.
+    options : DotOptions, optional
+        Title, legend, frozen parameters, direction.
+
+    Returns
+    -------
+    str
+        A ``digraph``: one cluster per module (nested by path), losses at the bottom, cut edges
+        in thick dashed red labelled with the operations that left autograd and where, and a
+        legend. Node ``i`` is named ``n{i}``. The same report gives the same text.
+
+    Notes
+    -----
+    Complexity: O(V + E + M log M) for V nodes, E edges and M modules; no recursion.
+
+    Examples
+    --------
+    >>> from graphprobe.graph import ProbeGraph
+    >>> from graphprobe.report import Report
+    >>> g = ProbeGraph()
+    >>> w = g.add_node("param", "w"); loss = g.add_node("loss", "loss")
+    >>> g.add_edge(w, loss); g.losses.append(loss)
+    >>> "n0 -> n1" in to_dot(Report(g), DotOptions(title="example"))
+    True
+    """
+    opts = options if options is not None else DotOptions()
+    g = report.model
+    n = len(g.kind)
+    notes = _findings(report, g)
+    visible = [True] * n
+    if not opts.show_frozen:
+        for v in notes["frozen"]:
+            visible[v] = False
+    used: set[str] = set()
+    title = opts.title if opts.title is not None else report.verdict()
+
+    out: list[str] = ["digraph graphprobe {"]
+    out.append("  graph " + _attrs([
+        ("label", _title_text(title)), ("labelloc", "t"), ("labeljust", "c"), ("fontname", _FONT),
+        ("fontsize", "15"), ("fontcolor", _INK), ("rankdir", opts.rankdir), ("newrank", "true"),
+        ("nodesep", "0.3"), ("ranksep", "0.45"), ("bgcolor", "white"), ("pad", "0.3"),
+        ("tooltip", title)]) + ";")
+    out.append("  node " + _attrs(list(_NODE_DEFAULTS.items())) + ";")
+    out.append("  edge " + _attrs([("fontname", _FONT), ("fontsize", "10"), ("color", _EDGE),
+                                   ("arrowsize", "0.7")]) + ";")
+
+    # Module boxes, nested, written with an explicit stack.
+    root, loose = _module_tree(g, visible)
+    stack: list[tuple[_Cluster, int]] = [(c, 1) for c in reversed(root.children)]
+    while stack:
+        c, depth = stack.pop()
+        pad = "  " * depth
+        if depth < 0:  # closing marker
+            out.append("  " * -depth + "}")
+            continue
+        out.append(f"{pad}subgraph cluster_{c.idx} {{")
+        out.append(pad + "  graph " + _attrs([
+            ("label", c.path), ("fontsize", "11"), ("fontcolor", "#555555"),
+            ("style", "rounded,filled"),
+            ("fillcolor", _CLUSTER_FILLS[(depth - 1) % 2]), ("color", _CLUSTER_LINE),
+            ("labeljust", "l"), ("tooltip", f"module {c.path}")]) + ";")
+        for v in c.nodes:
+            out.append(pad + "  " + _node_line(g, v, notes, used))
+        stack.append((c, -depth))
+        for ch in reversed(c.children):
+            stack.append((ch, depth + 1))
+    for v in loose:
+        out.append("  " + _node_line(g, v, notes, used))
+    losses = [v for v in g.losses if 0 <= v < n and visible[v]]
+    if losses:
+        out.append("  { rank=sink; " + " ".join(f"n{v};" for v in losses) + " }")
+
+    for s, d in zip(g.src, g.dst):
+        if visible[s] and visible[d]:
+            out.append(f"  n{s} -> n{d};")
+    # Cut edges last, so they are drawn over the data edges.
+    for s, d, c in g.cut_edges:
+        if 0 <= s < n and 0 <= d < n and visible[s] and visible[d]:
+            out.append("  " + _cut_line(s, d, c, report.cuts, used))
+
+    if opts.legend:
+        shared_sets: list[str] = []
+        for sh in report.shared:
+            text = " + ".join(sh.get("losses", []))
+            if text and text not in shared_sets:
+                shared_sets.append(text)
+        if len(shared_sets) > 3:
+            shared_sets = shared_sets[:3] + [f"{len(shared_sets) - 3} more"]
+        out += _legend(used, shared_sets)
+    out.append("}")
+    return "\n".join(out) + "\n"
