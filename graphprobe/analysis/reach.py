@@ -31,7 +31,7 @@ def loss_masks(g: ProbeGraph) -> list[int]:
     >>> import torch, graphprobe
     >>> w = torch.ones(2, requires_grad=True)
     >>> r = graphprobe.probe((w * 2).sum(), names=["l"], params={"w": w})
-    >>> loss_masks(r.graph)[r.graph.losses[0]]
+    >>> loss_masks(r.model)[r.model.losses[0]]
     1
     """
     n = len(g.kind)

@@ -50,8 +50,9 @@ def find_engine() -> list[str]:
 
     Examples
     --------
-    >>> find_engine()  # doctest: +SKIP
-    ['/usr/bin/dot']
+    >>> import os
+    >>> os.path.basename(find_engine()[0]) in ("dot", "graphviz-pure")
+    True
     """
     explicit = os.environ.get(ENGINE_ENV, "").strip()
     if explicit:
