@@ -321,8 +321,20 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
         for s in c["sources"]:
             for v in A.upstream(g, s):
                 cut_of_param.setdefault(v, c)
+    # A top-level module none of whose parameters any loss reaches and no optimizer holds is
+    # simply unused here (a template layer, an eval-only head): say so once, as info.
+    top_of = {v: (g.module[v] or g.label[v]).split(".")[0] for v in g.nodes_of_kind("param")}
+    used_tops = {top_of[v] for v in top_of if masks[v] or v in g.optimizers}
     for v in A.unreached(g, masks):
         opts = g.optimizers.get(v, [])
+        if not opts and top_of.get(v) not in used_tops and v not in cut_of_param:
+            rep.detached.append({
+                "name": g.label[v], "kind": "unreached", "severity": "info", "optimizers": [],
+                "module": g.module[v], "node": v, "cut": None,
+                "reason": f"module {top_of[v]} is not used by any probed loss and no optimizer holds it",
+                "fix": "nothing to fix if it is unused on purpose (a template layer, an eval-only head)",
+            })
+            continue
         c = cut_of_param.get(v)
         reason = "no probed loss reaches it"
         if c is not None:

@@ -92,7 +92,7 @@ class Report:
         nl = len(self.losses)
         nc = len(self.components)
         head = f"{nl} loss{'es' if nl != 1 else ''}, {nc} component{'s' if nc != 1 else ''}"
-        unreached = [d["name"] for d in self.detached if d["kind"] == "unreached"]
+        unreached = [d["name"] for d in self.detached if d["kind"] == "unreached" and d["severity"] != "info"]
         starved = set(unreached)
         parts: list[str] = []
         if self.errors:
@@ -108,11 +108,11 @@ class Report:
                 cut += f": {blocked[0]['loss']} does not reach {_join(blocked[0]['params'])}"
             parts.append(cut)
         if unreached:
-            modules = {p["name"]: p["module"] for p in self.params}
+            modules = {p["name"]: (p["module"] or p["name"]).split(".")[0] for p in self.params}
             if len(self.losses) <= 3:
                 for loss, ps in self.reaches.items():
                     mods = list(dict.fromkeys(modules.get(p) or p for p in ps))
-                    if mods:
+                    if mods and len(mods) <= 4:
                         parts.append(f"{loss} reaches {_join(mods)} only")
             parts.append(f"{_join(unreached)} get{'s' if len(unreached) == 1 else ''} no gradient"
                          + (" from it" if len(self.losses) == 1 else " from any loss"))

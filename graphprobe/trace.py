@@ -54,6 +54,7 @@ __all__ = [
 
 _ACTIVE: "Trace | None" = None
 _PER_SITE = 64  # cut instances kept per (exit, re-entry) site pair
+_ACC_SEQ = 2 ** 63  # AccumulateGrad nodes carry UINT64_MAX as their sequence number
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
 
 _PKG_DIRS = tuple(
@@ -377,7 +378,7 @@ class _Mode(TorchFunctionMode):
         if getattr(func, "__self__", None) is _DATA_DESCR:
             return self._detach(func, args, kwargs, kind="data")
         out = func(*args, **kwargs)
-        if isinstance(out, (torch.Tensor, tuple, list)):
+        if isinstance(out, torch.Tensor) or (type(out) in (tuple, list) and out and isinstance(out[0], torch.Tensor)):
             tr._after_op(func, args, kwargs, out)
         return out
 
@@ -495,7 +496,8 @@ class Trace(contextlib.ContextDecorator):
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
-        self._modules: list[Any] = []
+        self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
+        self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._mode: _Mode | None = None
         self._handles: list[Any] = []
         self._patches: list[tuple[Any, str, Any]] = []
@@ -563,12 +565,14 @@ class Trace(contextlib.ContextDecorator):
 
     def _after_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
         """Tag module ownership; follow tagged data; note no_grad exits and re-entries."""
-        if self._modules:
-            fn = _first_grad_fn(out)
-            if fn is not None:
-                md = fn.metadata
-                if "graphprobe_module" not in md:
-                    md["graphprobe_module"] = self._modules[-1]
+        fns = [o.grad_fn for o in ((out,) if isinstance(out, torch.Tensor) else out)
+               if isinstance(o, torch.Tensor) and o.grad_fn is not None]
+        if fns:
+            hi = max(fn._sequence_nr() for fn in fns)
+            if self._seq_hi < hi < _ACC_SEQ:
+                self._seq_hi = hi
+            if self._modules:
+                self._tag_new_nodes(fns)
         provs: list[Provenance] = []
         if self._prov or _SEEN_SCALARS:
             _collect(list(args) + list(kwargs.values()), provs, budget=64)
@@ -586,10 +590,10 @@ class Trace(contextlib.ContextDecorator):
             if not new_outs:
                 return
             loc = user_location()
-            fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
+            src_fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
             params = tuple(weakref.ref(t) for t in req if t.grad_fn is None)
-            prov = Provenance.merge(provs, name, loc, fns, params, kind="no_grad") if provs else \
-                Provenance("no_grad", loc, fns, params, (("no_grad: " + name, loc),))
+            prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
+                Provenance("no_grad", loc, src_fns, params, (("no_grad: " + name, loc),))
             for o in new_outs:
                 self._set_prov(o, prov)
             return
@@ -602,6 +606,28 @@ class Trace(contextlib.ContextDecorator):
         prov = Provenance.merge(provs, name, loc)
         for o in outs:
             self._set_prov(o, prov)
+
+    def _tag_new_nodes(self, fns: list[Any]) -> None:
+        """Tag the nodes this call made with the innermost running module.
+
+        A composite call (``F.multi_head_attention_forward``) shows us only its output, so walk
+        back from it over the nodes created since the module was entered: autograd numbers nodes
+        in creation order (``_sequence_nr``, per thread), and nodes already tagged by an inner
+        module stop the walk. Cost: O(nodes the call made).
+        """
+        module, entry = self._modules[-1]
+        stack = list(fns)
+        while stack:
+            fn = stack.pop()
+            md = fn.metadata
+            if "graphprobe_module" in md:
+                continue
+            md["graphprobe_module"] = module
+            for nxt, _ in fn.next_functions:
+                if nxt is not None:
+                    seq = nxt._sequence_nr()
+                    if entry < seq < _ACC_SEQ:
+                        stack.append(nxt)
 
     # -- install / uninstall ---------------------------------------------------------------
     def __enter__(self) -> "Trace":
@@ -676,14 +702,14 @@ class Trace(contextlib.ContextDecorator):
 
     def _pre_hook(self, module: Any, args: Any) -> None:
         if threading.get_ident() == self._thread:
-            self._modules.append(module)
+            self._modules.append((module, self._seq_hi))
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
         if threading.get_ident() != self._thread:
             return
         mods = self._modules
         while mods:
-            if mods.pop() is module:
+            if mods.pop()[0] is module:
                 break
 
     def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:

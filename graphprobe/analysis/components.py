@@ -1,6 +1,8 @@
 """Components: groups of losses and parameters joined through the autograd graph."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..graph import ProbeGraph
 
 __all__ = ["components", "number_of_components"]
@@ -20,7 +22,9 @@ def components(g: ProbeGraph) -> list[dict[str, list[str]]]:
     -------
     list of dict
         ``{"losses": [...], "params": [...]}`` per component, ordered by smallest node id.
-        Cut edges do not join components: that is the point of showing them.
+        Cut edges do not join components: that is the point of showing them. Parameters that
+        no walk met (no edge at all: an unused module, or one cut off) are grouped by their
+        top-level module, so an unused 12-parameter layer counts once, not twelve times.
 
     Notes
     -----
@@ -36,12 +40,17 @@ def components(g: ProbeGraph) -> list[dict[str, list[str]]]:
                 a, b = b, a
             parent[b] = a
             size[a] += size[b]
-    groups: dict[int, dict[str, list[str]]] = {}
-    order: list[int] = []
+    groups: dict[Any, dict[str, list[str]]] = {}
+    order: list[Any] = []
+    touched = [False] * n
+    for s, d in zip(g.src, g.dst):
+        touched[s] = touched[d] = True
     for v, k in enumerate(g.kind):
         if k not in ("loss", "param") or v in g.frozen:
             continue
-        r = _find(parent, v)
+        r: Any = _find(parent, v)
+        if k == "param" and not touched[v] and g.module[v]:
+            r = ("module", g.module[v].split(".")[0])
         if r not in groups:
             groups[r] = {"losses": [], "params": []}
             order.append(r)

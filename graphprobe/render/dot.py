@@ -64,12 +64,22 @@ class DotOptions:
         Draw frozen parameters (``requires_grad=False``) in their modules.
     rankdir : str
         ``TB`` (top to bottom, the default), ``LR``, ``BT`` or ``RL``.
+    budget : int or None
+        Above this many nodes the picture collapses to one node per module (see
+        :mod:`graphprobe.render.collapse`); None never collapses on its own.
+    depth : int, optional
+        Collapse to this module depth whatever the size (``1``: top-level modules).
+    expand : tuple of str
+        Module paths drawn in full detail in a collapsed picture.
     """
 
     title: str | None = None
     legend: bool = True
     show_frozen: bool = True
     rankdir: str = "TB"
+    budget: int | None = 1500
+    depth: int | None = None
+    expand: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rankdir not in _RANKDIRS:
@@ -225,6 +235,11 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         tip.append(f"loss {label}")
         if v in g.location:
             tip.append(f"made at {g.location[v]}")
+    elif kind == "module":
+        lines.append(label)
+        attrs += [("shape", "box3d"), ("fontsize", "10"), ("margin", "0.12,0.06")]
+        fill, line = _PARAM_FILL if "param" in label else _OP_FILL, _CLUSTER_LINE
+        tip.append(f"collapsed module group {g.name[v]}: {label.splitlines()[-1]}")
     elif kind == "op":
         lines.append(label)
         # "= loss1" on the op that makes loss1 says nothing the loss node does not.
@@ -261,7 +276,13 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         style.append("dotted")
         tip.append("frozen: requires_grad=False")
     d = notes["unreached"].get(v)
-    if d is not None:
+    if d is not None and d.get("severity") == "info":
+        used.add("unused")
+        lines.append("unused")
+        fill, line, text = "#ffffff", _GREY_LINE, _GREY_TEXT
+        style.append("dashed")
+        tip += [x for x in (d.get("reason"), d.get("fix")) if x]
+    elif d is not None:
         used.add("unreached")
         lines.append("no gradient")
         opts = d.get("optimizers") or g.optimizers.get(v) or []
@@ -291,7 +312,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     if base in ("loss", "param", "leaf") and fill in (_LOSS_FILL, _PARAM_FILL, _LEAF_FILL):
         used.add(base)
     attrs += [("label", "\n".join(lines)), ("style", ",".join(style)), ("fillcolor", fill),
-              ("color", line), ("fontcolor", text)]
+              ("color", line), ("fontcolor", text), ("id", f"n{v}")]
     if penwidth is not None:
         attrs.append(("penwidth", penwidth))
     if tip:
@@ -300,8 +321,13 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     return f"n{v} {_attrs([(k, x) for k, x in attrs if _NODE_DEFAULTS.get(k) != x])};"
 
 
-def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]) -> str:
-    """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``)."""
+def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str],
+              edge_id: str = "") -> str:
+    """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``).
+
+    The SVG element gets ``id=edge_id`` (``cut{c}``, then ``cut{c}_1``... when one cut has several
+    edges) and ``class="cut cut{c}"``, so the HTML report can find and highlight it.
+    """
     cut = cuts[c] if 0 <= c < len(cuts) else {}
     chain = [str(x.get("op")) for x in cut.get("chain") or [] if x.get("op")]
     head = " → ".join(chain) if chain else f"cut ({cut.get('kind') or 'outside autograd'})"
@@ -324,7 +350,8 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
         used.add("cut")
         attrs = [("color", _RED), ("fontcolor", _RED), ("style", "dashed"), ("penwidth", "2.5"),
                  ("arrowsize", "1.1"), ("fontsize", "13"), ("label", label)]
-    attrs += [("tooltip", "\n".join(tip)), ("labeltooltip", "\n".join(tip))]
+    attrs += [("tooltip", "\n".join(tip)), ("labeltooltip", "\n".join(tip)),
+              ("id", edge_id or f"cut{c}"), ("class", f"cut cut{c}")]
     return f"n{s} -> n{d} {_attrs(attrs)};"
 
 
@@ -358,6 +385,7 @@ def _legend(used: set[str], shared_sets: list[str]) -> list[str]:
     box("freed", "freed by an earlier backward", _GREY_FILL, _GREY_LINE)
     box("shared", "shared by " + "; ".join(shared_sets), _SHARED_FILL, _SHARED_LINE)
     box("frozen", "frozen (requires_grad=False)", "#ffffff", _GREY_LINE, 1, "dotted")
+    box("unused", "unused: no loss, no optimizer", "#ffffff", _GREY_LINE, 1, "dashed")
     box("loss", "loss", _LOSS_FILL, _LOSS_LINE, 2, "rounded")
     box("param", "parameter", _PARAM_FILL, _PARAM_LINE)
     box("leaf", "input leaf", _LEAF_FILL, _LEAF_LINE, 1, "rounded")
@@ -406,6 +434,13 @@ def to_dot(report: Report, options: DotOptions | None = None) -> str:
     True
     """
     opts = options if options is not None else DotOptions()
+    collapsed = opts.depth is not None or (opts.budget is not None and len(report.model) > opts.budget)
+    title = opts.title if opts.title is not None else report.verdict()
+    if collapsed:
+        from .collapse import collapse
+
+        report = collapse(report, opts.depth, tuple(opts.expand), opts.budget or 1500)
+        title += "\n(" + report.notes[-1] + ")"
     g = report.model
     n = len(g.kind)
     notes = _findings(report, g)
@@ -414,7 +449,6 @@ def to_dot(report: Report, options: DotOptions | None = None) -> str:
         for v in notes["frozen"]:
             visible[v] = False
     used: set[str] = set()
-    title = opts.title if opts.title is not None else report.verdict()
 
     out: list[str] = ["digraph graphprobe {"]
     out.append("  graph " + _attrs([
@@ -456,9 +490,12 @@ def to_dot(report: Report, options: DotOptions | None = None) -> str:
         if visible[s] and visible[d]:
             out.append(f"  n{s} -> n{d};")
     # Cut edges last, so they are drawn over the data edges.
+    seen_cuts: dict[int, int] = {}
     for s, d, c in g.cut_edges:
         if 0 <= s < n and 0 <= d < n and visible[s] and visible[d]:
-            out.append("  " + _cut_line(s, d, c, report.cuts, used))
+            k = seen_cuts[c] = seen_cuts.get(c, -1) + 1
+            edge_id = f"cut{c}" + (f"_{k}" if k else "")
+            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id))
 
     if opts.legend:
         shared_sets: list[str] = []
