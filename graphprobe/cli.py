@@ -17,7 +17,8 @@ from .errors import EXIT_BACKWARD_FAILED, EXIT_FINDINGS, EXIT_USAGE, GraphprobeE
 
 __all__ = ["main", "main_entry", "FORMATS", "write_report"]
 
-FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json", ".txt": "txt"}
+FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json", ".txt": "txt",
+           ".html": "html"}
 
 RENDER_HELP = """\
 Run SCRIPT as `python SCRIPT ARGS...` would, record where its autograd graph is cut, and write
@@ -43,7 +44,7 @@ example:
 """
 
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
-_VALUED = {"-o", "--output", "--steps", "--title"}
+_VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}
 _FLAGS = {"--keep-running", "--quiet", "-q", "--no-color", "--color"}
 
 
@@ -91,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "render":
             s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt) or - for text")
             s.add_argument("--title", help="title of the picture (default: the verdict)")
+            s.add_argument("--budget", type=int, default=1500,
+                           help="above this many nodes, draw one node per module (default 1500)")
+            s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
+            s.add_argument("--expand", action="append", default=[], metavar="MODULE",
+                           help="draw MODULE in full detail in a collapsed picture (repeatable)")
         s.add_argument("--steps", type=int, default=1, help="training steps to capture (default 1)")
         s.add_argument("--keep-running", action="store_true",
                        help="after capture, let the script run to its end with every patch removed")
@@ -103,9 +109,14 @@ def _use_color(args: argparse.Namespace) -> bool:
     return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def write_report(report: object, path: str, title: str | None = None) -> None:
-    """Write ``report`` to ``path`` in the format its extension names, atomically."""
+def write_report(report: object, path: str, title: str | None = None, **dot_options: object) -> None:
+    """Write ``report`` to ``path`` in the format its extension names, atomically.
+
+    ``dot_options`` (``depth``, ``expand``, ``budget``) shape the picture formats.
+    """
+    from .render.dot import DotOptions
     from .render.engine import write_atomic
+    from .render.image import render_image
 
     ext = os.path.splitext(path)[1].lower()
     fmt = FORMATS.get(ext)
@@ -114,17 +125,19 @@ def write_report(report: object, path: str, title: str | None = None) -> None:
             f"graphprobe: unknown output extension {ext or '(none)'!r} in {path}. "
             f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report."
         )
-    opts = {"title": title} if title else {}
-    if fmt == "svg":
-        data = report.to_svg(**opts).encode("utf-8")  # type: ignore[attr-defined]
-    elif fmt == "png":
-        from .render.engine import layout
-
-        data = layout(report.to_dot(**opts), "png")  # type: ignore[attr-defined]
+    opts = DotOptions(title=title, **dot_options)  # type: ignore[arg-type]
+    if fmt in ("svg", "png"):
+        data = render_image(report, fmt, opts)  # type: ignore[arg-type]
     elif fmt == "dot":
-        data = report.to_dot(**opts).encode("utf-8")  # type: ignore[attr-defined]
+        from .render.dot import to_dot
+
+        data = to_dot(report, opts).encode("utf-8")  # type: ignore[arg-type]
     elif fmt == "json":
         data = (report.to_json() + "\n").encode("utf-8")  # type: ignore[attr-defined]
+    elif fmt == "html":
+        from .render.html import render_html
+
+        data = render_html(report, opts).encode("utf-8")  # type: ignore[arg-type]
     else:
         data = report.to_text().encode("utf-8")  # type: ignore[attr-defined]
     write_atomic(path, data)
@@ -156,11 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report.", file=sys.stderr)
         return OutputError.exit_code
 
+    from . import progress as progress_mod
     from .runner import RunOptions, run_script
 
+    progress_mod.set_enabled(not args.quiet)
+
     def progress(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
+        progress_mod.note(msg.removeprefix("graphprobe: "))
 
     try:
         res = run_script(RunOptions(args.script, script_args, steps=args.steps,
@@ -175,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.write(report.to_text(color=color))
             else:
                 path = output or os.path.splitext(os.path.basename(args.script))[0] + ".svg"
-                write_report(report, path, getattr(args, "title", None))
+                write_report(report, path, args.title, depth=args.depth, expand=tuple(args.expand),
+                             budget=args.budget)
                 if not output:
                     sys.stdout.write(report.to_text(color=color))
                 progress(f"graphprobe: wrote {path}")
@@ -189,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphprobe: interrupted", file=sys.stderr)
         return 130
+    finally:
+        progress_mod.set_enabled(False)
 
 
 def main_entry() -> None:

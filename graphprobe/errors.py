@@ -8,6 +8,7 @@ __all__ = [
     "ScriptError",
     "NoBackwardError",
     "OutputError",
+    "LayoutTimeout",
     "EXIT_FINDINGS",
     "EXIT_USAGE",
     "EXIT_SCRIPT",
@@ -52,6 +53,10 @@ class OutputError(GraphprobeError):
     """An output file could not be written, or its extension names no known format."""
 
     exit_code = EXIT_OUTPUT
+
+
+class LayoutTimeout(OutputError):
+    """The layout engine ran past its time limit (the graph is too big to draw whole)."""
 
 
 class ScriptError(GraphprobeError):

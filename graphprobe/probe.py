@@ -155,8 +155,9 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     cut_records = tr.cut_records() if tr is not None else []
     sides = []
     for rec in cut_records:
-        leaf = rec.target_leaf() if rec.target_leaf is not None else None
-        sides.append(CutSides(rec.source_fns, rec.target_fn, id(leaf) if leaf is not None else None))
+        leaves = [r() for _, r in rec.targets if r is not None]
+        sides.append(CutSides(rec.source_fns, [fn for fn, _ in rec.targets],
+                              [id(t) for t in leaves if t is not None]))
     reentry_ids = tr.reentry_leaf_ids() if tr is not None else set()
     plain_ids = tr.plain_leaf_ids() if tr is not None else set()
 
@@ -210,11 +211,14 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
             if nid is not None:
                 srcs.append(nid)
         dsts: list[int] = []
-        if rec.target_fn is not None and rec.target_fn in res.fn_node:
-            dsts.append(res.fn_node[rec.target_fn])
-        leaf = rec.target_leaf() if rec.target_leaf is not None else None
-        if leaf is not None and id(leaf) in res.leaf_node:
-            dsts.append(res.leaf_node[id(leaf)])
+        for fn, ref in rec.targets:  # the first target this graph holds
+            if fn is not None and fn in res.fn_node:
+                dsts.append(res.fn_node[fn])
+                break
+            leaf = ref() if ref is not None else None
+            if leaf is not None and id(leaf) in res.leaf_node:
+                dsts.append(res.leaf_node[id(leaf)])
+                break
         if not srcs or not dsts:
             continue  # the cut's two sides are not both in this graph
         if g.kind[dsts[0]] in ("reentry_leaf", "leaf"):

@@ -166,16 +166,38 @@ class Report:
         return to_dot(self, DotOptions(**options))
 
     def to_svg(self, path: str | None = None, **options: Any) -> str:
-        """Lay out with ``dot`` (or ``graphviz-pure``) and return the SVG; write it if ``path``."""
-        from .render.engine import layout, write_atomic
+        """Lay out with ``dot`` (or ``graphviz-pure``) and return the SVG; write it if ``path``.
 
-        svg = layout(self.to_dot(**options), "svg").decode("utf-8")
+        ``options`` are :class:`~graphprobe.render.dot.DotOptions` fields (``title``, ``depth``,
+        ``expand``, ``budget`` ...).
+        """
+        from .render.dot import DotOptions
+        from .render.engine import write_atomic
+        from .render.image import render_image
+
+        svg = render_image(self, "svg", DotOptions(**options)).decode("utf-8")
         if path is not None:
             write_atomic(path, svg.encode("utf-8"))
         return svg
 
+    def to_html(self, path: str | None = None, **options: Any) -> str:
+        """One self-contained HTML page: the graph (pan, zoom), the findings, a node inspector.
+
+        It loads nothing from the network. Written atomically to ``path`` if given; ``options``
+        are :class:`~graphprobe.render.dot.DotOptions` fields, as for :meth:`to_svg`.
+        """
+        from .render.engine import write_atomic
+        from .render.html import render_html
+
+        page = render_html(self, **options)
+        if path is not None:
+            write_atomic(path, page.encode("utf-8"))
+        return page
+
     def to_png(self, path: str, **options: Any) -> None:
         """Lay out and write a PNG to ``path`` (atomically)."""
-        from .render.engine import layout, write_atomic
+        from .render.dot import DotOptions
+        from .render.engine import write_atomic
+        from .render.image import render_image
 
-        write_atomic(path, layout(self.to_dot(**options), "png"))
+        write_atomic(path, render_image(self, "png", DotOptions(**options)))

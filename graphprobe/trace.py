@@ -156,11 +156,21 @@ class CutRecord:
     reentry_location: str | None
     source_fns: list[Any] = field(default_factory=list)
     source_params: list[Any] = field(default_factory=list)  # weakrefs
-    target_fn: Any = None
-    target_leaf: Any = None  # weakref to the re-entered leaf tensor
+    #: where the data came back: (first autograd node after it, weakref to a re-entered leaf);
+    #: one exit can re-enter at several places (a residual connection), the first one first
+    targets: list[tuple[Any, Any]] = field(default_factory=list)
     made_requires_grad: bool = False
     guess: bool = False
     ignored: bool = False
+    _prov: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def target_fn(self) -> Any:
+        return self.targets[0][0] if self.targets else None
+
+    @property
+    def target_leaf(self) -> Any:
+        return self.targets[0][1] if self.targets else None
 
     @property
     def source_param_ids(self) -> list[int]:
@@ -493,6 +503,7 @@ class Trace(contextlib.ContextDecorator):
         # long loop does not grow, yet several cuts at one site in one step (a loop over heads)
         # are all kept.
         self._records: dict[tuple[Any, ...], list[CutRecord]] = {}
+        self._closed: dict[int, CutRecord] = {}  # id(provenance) -> its cut (the record pins it)
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
@@ -521,6 +532,7 @@ class Trace(contextlib.ContextDecorator):
     def clear(self) -> None:
         """Forget every record (and the autograd nodes they hold)."""
         self._records.clear()
+        self._closed.clear()
         self._reentry_leaves.clear()
         self._plain_leaves.clear()
 
@@ -545,23 +557,32 @@ class Trace(contextlib.ContextDecorator):
 
     def _close(self, prov: Provenance, op: str, loc: str | None, *, target_fn: Any = None,
                target_leaf: Any = None, made_requires_grad: bool = False) -> None:
-        chain = [c for c in prov.chain]
-        if op not in ("requires_grad_",) and not op.startswith("op:"):
-            if not chain or chain[-1][0] != op:
-                chain.append((op, loc))
+        leaf_ref = weakref.ref(target_leaf) if target_leaf is not None else None
+        if target_leaf is not None:
+            self._reentry_leaves[id(target_leaf)] = leaf_ref
+        rec = self._closed.get(id(prov))
+        if rec is not None and rec._prov is prov:
+            # The same exit coming back again (tmp used twice): one cut, one more target.
+            if len(rec.targets) < _PER_SITE:
+                rec.targets.append((target_fn, leaf_ref))
+            rec.made_requires_grad |= made_requires_grad
+            return
+        chain = list(prov.chain)
+        if not op.startswith("op:") and op != "requires_grad_" and (not chain or chain[-1][0] != op):
+            chain.append((op, loc))
         rec = CutRecord(
-            kind=prov.kind, chain=chain, location=prov.location,
-            reentry_location=loc, source_fns=list(prov.source_fns), source_params=list(prov.source_params),
-            target_fn=target_fn, target_leaf=weakref.ref(target_leaf) if target_leaf is not None else None,
-            made_requires_grad=made_requires_grad, guess=prov.guess,
+            kind=prov.kind, chain=chain, location=prov.location, reentry_location=loc,
+            source_fns=list(prov.source_fns), source_params=list(prov.source_params),
+            targets=[(target_fn, leaf_ref)], made_requires_grad=made_requires_grad, guess=prov.guess,
             ignored=_ignored(prov.location) or _ignored(loc),
         )
+        rec._prov = prov
+        self._closed[id(prov)] = rec
         recs = self._records.setdefault((prov.location, loc, prov.kind), [])
         recs.append(rec)
         if len(recs) > _PER_SITE:
-            del recs[0]
-        if target_leaf is not None:
-            self._reentry_leaves[id(target_leaf)] = weakref.ref(target_leaf)
+            old = recs.pop(0)
+            self._closed.pop(id(old._prov), None)
 
     def _after_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
         """Tag module ownership; follow tagged data; note no_grad exits and re-entries."""

@@ -80,8 +80,8 @@ class CutSides:
     """The autograd nodes on either side of one recorded cut, as the walk needs them."""
 
     source_fns: Sequence[Any]
-    target_fn: Any = None
-    target_leaf_id: int | None = None
+    target_fns: Sequence[Any] = ()
+    target_leaf_ids: Sequence[int] = ()
 
 
 def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
@@ -199,8 +199,8 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
         grew = False
         rest = []
         for c in pending:
-            live = (c.target_fn is not None and c.target_fn in fn_node) or \
-                (c.target_leaf_id is not None and c.target_leaf_id in leaf_node)
+            live = any(fn is not None and fn in fn_node for fn in c.target_fns) or \
+                any(i in leaf_node for i in c.target_leaf_ids)
             if not live:
                 rest.append(c)
                 continue

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import LayoutEngineMissing, OutputError
+from ..errors import LayoutEngineMissing, OutputError, LayoutTimeout
 
 __all__ = ["ENGINE_ENV", "RASTER_FORMATS", "find_engine", "layout", "write_atomic"]
 
@@ -127,7 +127,7 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
         done = subprocess.run(cmd, input=dot_source.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise OutputError(
+        raise LayoutTimeout(
             f"the layout took too long ({timeout:g} s with {cmd[0]}): the graph is too big to draw "
             "whole. Draw a coarser view (fewer nodes), or use the text or JSON report instead."
         ) from None
