@@ -29,7 +29,7 @@ example:
   graphprobe render train.py --epochs 1 -o graph.json     # script args pass through
   graphprobe render train.py -- -o this_goes_to_the_script
 
-The output format follows the extension: .svg .png .dot .json .txt; `-o -` prints the text
+The output format follows the extension: .svg .png .dot .json .txt .html; `-o -` prints the text
 report. Without -o, SCRIPT's name with .svg is written in the current folder and the text report
 is printed.
 """
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         s.add_argument("script", help="the Python script to run")
         if name == "render":
-            s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt) or - for text")
+            s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
             s.add_argument("--title", help="title of the picture (default: the verdict)")
             s.add_argument("--budget", type=int, default=1500,
                            help="above this many nodes, draw one node per module (default 1500)")
@@ -169,6 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report.", file=sys.stderr)
         return OutputError.exit_code
 
+    if output and output != "-":
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            print(f"graphprobe: cannot write {output}: the folder {folder} does not exist. "
+                  "Create it or choose another -o; the script was not run.", file=sys.stderr)
+            return OutputError.exit_code
+        if os.path.isdir(output):
+            print(f"graphprobe: cannot write {output}: it is a folder. Give a file name such as "
+                  f"{os.path.join(output, 'graph.svg')}; the script was not run.", file=sys.stderr)
+            return OutputError.exit_code
+
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
 
@@ -200,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BACKWARD_FAILED
         return code
     except GraphprobeError as e:
-        print(str(e), file=sys.stderr)
+        msg = str(e)
+        print(msg if msg.startswith("graphprobe:") else "graphprobe: " + msg, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("graphprobe: interrupted", file=sys.stderr)

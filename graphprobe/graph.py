@@ -77,6 +77,8 @@ class ProbeGraph:
     optimizers: dict[int, list[str]] = field(default_factory=dict)
     #: param node ids -> registration order of the parameter (display order)
     param_order: dict[int, int] = field(default_factory=dict)
+    #: op node ids graphprobe can't see inside -> what they are (checkpoint, compiled, custom)
+    opaque: dict[int, str] = field(default_factory=dict)
     #: param node ids with requires_grad=False (known, never walked)
     frozen: set[int] = field(default_factory=set)
     _producers: list[list[int]] | None = field(default=None, repr=False)

@@ -6,6 +6,7 @@ outlives the call: what the report keeps is strings, numbers and node ids.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from typing import Any, Mapping, Sequence
@@ -122,11 +123,16 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  names: Sequence[str] | Mapping[int, str] | None = None, trace: Any = None,
                  check_freed: bool = True, terms: Sequence[Root] = (),
                  locations: Sequence[str | None] | None = None,
-                 freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None) -> Report:
+                 freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None,
+                 confirm: bool | None = None,
+                 confirmed: Sequence[set[int] | None] | None = None) -> Report:
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
 
     ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
     (the runner finds them when a backward fails), ``locations`` where each loss's backward ran.
+    ``confirmed`` gives, per loss, the ``id()`` of the parameters a real backward sent a
+    gradient to (the runner's parameter hooks); else, when the graph holds regions graphprobe
+    can't see inside and ``confirm`` is not False, a ``torch.autograd.grad`` pass finds them.
     """
     known = collect_known(frame, params)
     namespaces = frame_namespaces(frame)
@@ -175,9 +181,44 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
             g.label[nid] = leaf_names[tid]
     _add_unwalked_params(g, known, res.leaf_node)
     cut_pairs = _map_cuts(g, cut_records, res, known)
-    report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node})
+    truth: dict[int, set[int]] | None = None
+    why_not = ""
+    if g.opaque and confirm is not False:
+        truth, why_not = _confirm(roots, known, res.leaf_node, confirmed, tr, list(g.opaque.values()))
+    report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
+                     truth=truth, unconfirmed_why=why_not)
     del res, known, cut_records, sides, fn_names
     return report
+
+
+def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],
+             confirmed: Sequence[set[int] | None] | None, tr: Any,
+             kinds: Sequence[str] = ()) -> tuple[dict[int, set[int]] | None, str]:
+    """Which parameter nodes each loss really sends gradient to: loss index -> param nodes."""
+    params = [(pid, info.tensor) for pid, info in known.params.items()
+              if info.tensor.requires_grad and pid in leaf_node]
+    truth: dict[int, set[int]] = {}
+    if confirmed is not None:
+        for i, got in enumerate(confirmed):
+            if got is not None:
+                truth[i] = {leaf_node[pid] for pid, _ in params if pid in got}
+        return (truth or None), ("" if truth else "no single-loss backward to confirm with")
+    if not params:
+        return None, "no known parameters"
+    if any(k == "checkpoint" for k in kinds):
+        # torch.autograd.grad through a reentrant checkpoint accumulates into the hidden
+        # parameters' .grad (its inner backward is a real one): never touch the user's grads.
+        return None, "torch.autograd.grad can't see through a reentrant checkpoint without changing .grad"
+    tensors = [t for _, t in params]
+    pause = tr.paused() if tr is not None and hasattr(tr, "paused") else contextlib.nullcontext()
+    with pause:
+        for i, root in enumerate(roots):
+            try:
+                grads = torch.autograd.grad(root.tensor, tensors, allow_unused=True, retain_graph=True)
+            except RuntimeError as e:
+                return None, f"a real backward failed ({str(e).splitlines()[0]})"
+            truth[i] = {leaf_node[pid] for (pid, _), gr in zip(params, grads) if gr is not None}
+    return truth, ""
 
 
 def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int]) -> None:
@@ -265,7 +306,8 @@ def _cut_severity(g: ProbeGraph, rec: Any, srcs: list[int], d: int, masks: list[
 
 
 def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
-            reentry_confirmed: set[int] | None = None) -> Report:
+            reentry_confirmed: set[int] | None = None, truth: dict[int, set[int]] | None = None,
+            unconfirmed_why: str = "") -> Report:
     """Run every analysis on ``g`` and gather the findings into a :class:`Report`.
 
     Notes
@@ -274,6 +316,13 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     """
     reentry_confirmed = reentry_confirmed or set()
     masks = A.loss_masks(g)
+    if truth:
+        # A real backward said which parameters each loss reaches: it wins over structure, which
+        # can't see inside a checkpoint or a compiled region and over-states a custom Function.
+        for v in g.nodes_of_kind("param"):
+            for i, nodes in truth.items():
+                bit = 1 << i
+                masks[v] = (masks[v] | bit) if v in nodes else (masks[v] & ~bit)
     # A loss that reaches a named term of itself (tol_loss = loss1 + loss2) is composite.
     producers = g.producers()
     for t in g.terms:
@@ -282,6 +331,15 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
                 if lid not in g.terms and masks[p] >> i & 1:
                     g.composite.add(lid)
     rep = Report(g)
+    opaque_names = {"checkpoint": "a reentrant torch.utils.checkpoint", "compiled": "a torch.compile region",
+                    "custom": "a custom autograd.Function"}
+    for v, kind in sorted(g.opaque.items()):
+        how = ("confirmed by a real backward" if truth
+               else "not confirmed" + (f" ({unconfirmed_why})" if unconfirmed_why else ""))
+        rep.opaque.append({"node": v, "op": g.op[v], "module": g.module[v], "kind": kind,
+                           "confirmed": bool(truth),
+                           "reason": f"graphprobe can't see inside {g.op[v]} ({opaque_names[kind]}); "
+                                     f"reachability through it is {how}"})
     rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
                    "composite": l in g.composite} for l in g.losses]
     rep.reaches = A.reaches(g, masks)
@@ -329,8 +387,19 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     # simply unused here (a template layer, an eval-only head): say so once, as info.
     top_of = {v: (g.module[v] or g.label[v]).split(".")[0] for v in g.nodes_of_kind("param")}
     used_tops = {top_of[v] for v in top_of if masks[v] or v in g.optimizers}
+    hides = any(k in ("checkpoint", "compiled") for k in g.opaque.values())
     for v in A.unreached(g, masks):
         opts = g.optimizers.get(v, [])
+        if hides and not truth:
+            rep.detached.append({
+                "name": g.label[v], "kind": "unreached", "severity": "info", "optimizers": opts,
+                "module": g.module[v], "node": v, "cut": None,
+                "reason": ("can't tell: the graph holds a region graphprobe can't see inside "
+                           f"({', '.join(sorted({g.op[o] or '' for o in g.opaque}))}), which may use it"),
+                "fix": "probe before backward (so a real backward can confirm), or use "
+                       "torch.utils.checkpoint(..., use_reentrant=False), which autograd can see through",
+            })
+            continue
         if not opts and top_of.get(v) not in used_tops and v not in cut_of_param:
             rep.detached.append({
                 "name": g.label[v], "kind": "unreached", "severity": "info", "optimizers": [],

@@ -14,6 +14,9 @@ The JSON (``Report.to_dict()``) is a public, versioned contract; ``"schema": 1``
   module}, to: {node, op, module}, blocked: [{loss, params}], severity, guess, ignored, reason,
   fix}]``
 - ``errors``: ``[{kind, message, severity, ...}]``
+- ``opaque``: ``[{node, op, module, kind, confirmed, reason}]``: regions graphprobe can't see
+  inside (reentrant checkpoint, ``torch.compile``, custom ``autograd.Function``), and whether
+  a real backward confirmed what they reach
 - ``nodes``, ``edges``: the graph (see :mod:`graphprobe.graph` for the schema)
 - ``verdict``: the one-line summary; ``findings``: counts by severity
 """
@@ -59,6 +62,7 @@ class Report:
     freed: list[dict[str, Any]] = field(default_factory=list)
     cuts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    opaque: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     # -- the graph --------------------------------------------------------------------------
@@ -138,6 +142,7 @@ class Report:
             "freed": self.freed,
             "cuts": self.cuts,
             "errors": self.errors,
+            "opaque": self.opaque,
             "notes": self.notes,
             "nodes": [g.node_attrs(i) for i in range(len(g))],
             "edges": list(g.iter_edges()),

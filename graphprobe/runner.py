@@ -64,6 +64,7 @@ class _Call:
     roots: list[Root]
     retain: bool
     frame_names: dict[str, Any]
+    reached: set[int] | None = None  # id() of the parameters the real backward reached
 
 
 class _Capture:
@@ -95,17 +96,20 @@ class _Capture:
 
         def tensor_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             return cap.around([self], kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
-                              lambda: orig_tb(self, *args, **kwargs))
+                              lambda: orig_tb(self, *args, **kwargs),
+                              confirmable=kwargs.get("inputs", args[3] if len(args) > 3 else None) is None)
 
         def autograd_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             ts = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
             return cap.around(ts, kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
-                              lambda: orig_ab(tensors, *args, **kwargs))
+                              lambda: orig_ab(tensors, *args, **kwargs),
+                              confirmable=kwargs.get("inputs") is None)
 
         def autograd_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            # grad() computes only its inputs' gradients: parameter hooks can't confirm anything.
             ts = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
             return cap.around(ts, kwargs.get("retain_graph", args[2] if len(args) > 2 else None),
-                              lambda: orig_grad(outputs, *args, **kwargs))
+                              lambda: orig_grad(outputs, *args, **kwargs), confirmable=False)
 
         for owner, name, new in ((torch.Tensor, "backward", tensor_backward),
                                  (torch.autograd, "backward", autograd_backward),
@@ -119,7 +123,7 @@ class _Capture:
             setattr(owner, name, orig)
 
     # -- one backward call --------------------------------------------------------------
-    def around(self, tensors: list[Any], retain: Any, run: Callable[[], Any]) -> Any:
+    def around(self, tensors: list[Any], retain: Any, run: Callable[[], Any], confirmable: bool = True) -> Any:
         if self.depth or self.done:
             return run()
         self.depth += 1
@@ -139,11 +143,21 @@ class _Capture:
             # An earlier backward without retain_graph may have freed nodes this one needs: find
             # them now, since a failing backward frees its own nodes on the way to the failure.
             freed = self.scan_freed(tensors) if any(not c.retain for c in self.calls[:-1]) else []
+            # Parameter hooks note which parameters this backward really reaches: the truth for
+            # regions the walk can't see inside (checkpoint, torch.compile, custom Functions).
+            got: set[int] = set()
+            hooks = self.hook_params(frame, got) if confirmable and len(self.calls[-1].roots) == 1 else None
             try:
-                return run()
+                out = run()
             except RuntimeError as e:
                 self.on_error(e, tensors, site, freed)
                 raise
+            finally:
+                for h in hooks or ():
+                    h.remove()
+            if hooks is not None:
+                self.calls[-1].reached = got
+            return out
         finally:
             self.depth -= 1
 
@@ -173,6 +187,17 @@ class _Capture:
             self.fn_names.setdefault(k, v)
         for k2, v2 in leaves.items():
             self.leaf_names.setdefault(k2, v2)
+
+    def hook_params(self, frame: Any, got: set[int]) -> list[Any]:
+        """Hooks on every known parameter that note, in ``got``, the ones a gradient reaches."""
+        from .names import collect_known
+
+        handles = []
+        for pid, info in collect_known(frame).params.items():
+            p = info.tensor
+            if p.requires_grad and p.is_leaf:
+                handles.append(p.register_hook(lambda grad, pid=pid: _note(got, pid, grad)))
+        return handles
 
     def scan_freed(self, tensors: list[Any]) -> list[Any]:
         """Autograd nodes behind ``tensors`` whose saved tensors are already freed (iterative)."""
@@ -274,6 +299,7 @@ class _Capture:
                 [r.tensor for r in roots], self.frame, names=[r.name for r in roots], trace=self.snapshot,
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
                 freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
+                confirmed=[c.reached if len(c.roots) == 1 else None for c in self.calls for _ in c.roots],
             )
             for err in self.errors:
                 if err["kind"] == "backward_twice":
@@ -393,3 +419,9 @@ def run_script(opts: RunOptions) -> RunResult:
             "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
         })
     return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped)
+
+
+def _note(got: set[int], pid: int, grad: Any) -> None:
+    """A parameter hook: an undefined gradient (a custom backward's None) reaches nothing."""
+    if grad is not None:
+        got.add(pid)

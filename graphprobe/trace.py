@@ -529,6 +529,15 @@ class Trace(contextlib.ContextDecorator):
         """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
         return {i for i, r in self._plain_leaves.items() if r() is not None}
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Record nothing inside this block (graphprobe's own confirmation backward)."""
+        self._in_optimizer += 1
+        try:
+            yield
+        finally:
+            self._in_optimizer -= 1
+
     def clear(self) -> None:
         """Forget every record (and the autograd nodes they hold)."""
         self._records.clear()
@@ -540,6 +549,10 @@ class Trace(contextlib.ContextDecorator):
     def _tensor_prov(self, t: torch.Tensor) -> Provenance | None:
         e = self._prov.get(id(t))
         if e is None or e[0]() is not t:
+            return None
+        if t.requires_grad:
+            # It is back in autograd through a legitimate door (a custom Function's or a
+            # checkpoint's output, whose forward ran under no_grad): not a cut.
             return None
         return e[1]
 
@@ -586,6 +599,11 @@ class Trace(contextlib.ContextDecorator):
 
     def _after_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
         """Tag module ownership; follow tagged data; note no_grad exits and re-entries."""
+        if isinstance(out, torch.Tensor) and out.grad_fn is None and out.requires_grad \
+                and not isinstance(out, torch.nn.Parameter) and not any(out is a for a in args):
+            # torch.randn(..., requires_grad=True): an input leaf made on purpose, not a cut.
+            self._plain_leaves[id(out)] = weakref.ref(out)
+            return
         fns = [o.grad_fn for o in ((out,) if isinstance(out, torch.Tensor) else out)
                if isinstance(o, torch.Tensor) and o.grad_fn is not None]
         if fns:

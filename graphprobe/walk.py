@@ -14,9 +14,33 @@ import torch
 from .graph import ProbeGraph, TensorMeta
 from .names import Known
 
-__all__ = ["Root", "CutSides", "WalkResult", "walk", "is_freed"]
+__all__ = ["Root", "CutSides", "WalkResult", "walk", "is_freed", "opaque_kind"]
 
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
+_OPAQUE_CACHE: dict[type, str | None] = {}
+
+
+def opaque_kind(fn: Any) -> str | None:
+    """What graphprobe can't see inside: ``checkpoint``, ``compiled``, ``custom`` or None.
+
+    A reentrant ``torch.utils.checkpoint`` hides the parameters it uses behind
+    ``CheckpointFunctionBackward``; ``torch.compile`` wraps its region in
+    ``CompiledFunctionBackward``; a custom ``autograd.Function`` may return None for an input, so
+    its structure can over-state what is reached. Complexity: O(1) (cached per type).
+    """
+    t = type(fn)
+    if t in _OPAQUE_CACHE:
+        return _OPAQUE_CACHE[t]
+    name = t.__name__
+    kind: str | None = None
+    if name == "CheckpointFunctionBackward":
+        kind = "checkpoint"
+    elif name == "CompiledFunctionBackward":
+        kind = "compiled"
+    elif isinstance(fn, torch.autograd.function.BackwardCFunction):
+        kind = "custom"
+    _OPAQUE_CACHE[t] = kind
+    return kind
 _FREED_TEXT = "backward through the graph a second time"
 
 
@@ -154,6 +178,9 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
             nid = add_node("op", op, op, _module_tag(fn, known), var)
             if check_freed and is_freed(fn):
                 freed.add(nid)
+            ok = opaque_kind(fn)
+            if ok is not None:
+                g.opaque[nid] = ok
         fn_node[fn] = nid
         return nid
 

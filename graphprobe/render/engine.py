@@ -184,7 +184,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         why = e.strerror or str(e)
         if isinstance(e, FileNotFoundError) and not folder.is_dir():
             why = f"its directory {str(folder)!r} does not exist"
-        raise OutputError(f"could not write {str(target)!r}: {why}") from e
+        raise OutputError(f"graphprobe: could not write {str(target)!r}: {why}. Nothing was written; "
+                          "choose another output path (-o) or fix its folder.") from e
     finally:
         if tmp is not None:
             try:

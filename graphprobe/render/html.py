@@ -37,10 +37,9 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
         "img-src data:; font-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'")
 
 # A tiny inline icon, so the browser does not go looking for /favicon.ico.
-_FAVICON = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
-            "%3Ccircle cx='4' cy='4' r='2.5' fill='%234f7396'/%3E%3Ccircle cx='12' cy='12' r='2.5' "
-            "fill='%23a07800'/%3E%3Cpath d='M5.5 5.5L10.5 10.5' stroke='%23d62728' stroke-width='2' "
-            "stroke-dasharray='2 1.5'/%3E%3C/svg%3E")
+_FAVICON = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAAQUlEQVR42mNgo"
+            "BbwL572HxlTpJlkQ4aBAdgMuaauAcZkxwrMAIoNoUoaARn0YAUDCibJAHTNJBsyDAzAZgjVcjEAvvuqvcLxQFkAAAA"
+            "ASUVORK5CYII=")
 
 
 def _e(text: Any) -> str:
@@ -207,22 +206,26 @@ def _reaches_table(report: "Report") -> str:
             f'<tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></details>')
 
 
-def render_html(report: "Report", **options: Any) -> str:
+def render_html(report: "Report", options: Any = None, **dot_options: Any) -> str:
     """The report as one self-contained HTML page (see the module docstring).
 
     Parameters
     ----------
     report : Report
         What :func:`graphprobe.probe` found.
-    **options
-        Passed to :meth:`Report.to_svg` (``title``, ``rankdir`` ...).
+    options : DotOptions, optional
+        How to draw the graph; ``dot_options`` (``title``, ``rankdir`` ...) override its fields.
 
     Returns
     -------
     str
         The whole page. It names no URL to load: open it from disk, offline.
     """
-    svg = _inline_svg(report.to_svg(**options))
+    fields = dict(vars(options)) if options is not None else {}
+    fields.update(dot_options)
+    if fields.get("title") is None:
+        fields["title"] = ""  # the side panel shows the verdict; the picture need not repeat it
+    svg = _inline_svg(report.to_svg(**fields))
     data = _json_for_script(report.to_dict())
     counts = report.counts()
     worst = next((s for s in ("error", "warning", "info") if counts.get(s)), "ok")
@@ -238,10 +241,15 @@ def render_html(report: "Report", **options: Any) -> str:
     notes_html = (f'<details class="gp-section"><summary>Notes</summary><ul class="gp-notes">'
                   f"{notes}</ul></details>") if notes else ""
     title = f"graphprobe: {report.verdict()}"
+    n_params = sum(1 for p in report.params if not p.get("frozen"))
+    n_cuts = sum(1 for c in report.cuts if not c.get("ignored"))
+    stats = " · ".join(f"{k} {one if k == 1 else many}" for k, one, many in (
+        (len(report.losses), "loss", "losses"), (n_params, "parameter", "parameters"),
+        (len(report.model), "node", "nodes"), (n_cuts, "cut", "cuts")))
     return _PAGE.format(
-        title=_e(title), csp=_e(_CSP), favicon=_e(_FAVICON), css=_CSS, js=_JS, svg=svg, data=data,
+        title=_e(title), csp=_CSP, favicon=_e(_FAVICON), css=_CSS, js=_JS, svg=svg, data=data,
         verdict=_e(report.verdict()), worst=_e(worst), chips=chips, listing=listing,
-        n_findings=n_live, reaches=_reaches_table(report), notes=notes_html,
+        n_findings=n_live, stats=_e(stats), reaches=_reaches_table(report), notes=notes_html,
     )
 
 
@@ -259,7 +267,7 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <header class="gp-top">
   <div class="gp-brand"><span class="gp-logo" aria-hidden="true"></span>graphprobe</div>
-  <div class="gp-top-verdict" title="{verdict}">{verdict}</div>
+  <div class="gp-top-stats">{stats}</div>
   <div class="gp-chips">{chips}</div>
 </header>
 <main class="gp-main">
@@ -316,8 +324,8 @@ code, .gp-chain, .gp-pre { font-family: var(--mono); font-size: 12.5px; }
             align-items: center; gap: 8px; white-space: nowrap; }
 .gp-logo { width: 16px; height: 16px; border-radius: 4px; display: inline-block;
            background: linear-gradient(135deg, #4f7396 0 45%, #d62728 45% 55%, #e0b000 55%); }
-.gp-top-verdict { flex: 1 1 auto; min-width: 0; white-space: nowrap; overflow: hidden;
-                  text-overflow: ellipsis; color: #d0d7de; font-size: 13px; }
+.gp-top-stats { flex: 1 1 auto; min-width: 0; white-space: nowrap; overflow: hidden;
+                text-overflow: ellipsis; color: #afb8c1; font-size: 13px; }
 .gp-chips { display: flex; gap: 6px; flex: 0 0 auto; }
 .gp-main { flex: 1 1 auto; display: flex; min-height: 0; }
 .gp-graph { position: relative; flex: 1 1 auto; min-width: 0; background: #fff;
@@ -461,13 +469,24 @@ _JS = r"""
   // -- pan and zoom: the SVG's viewBox is the camera ----------------------------------------
   var base = (svg.getAttribute("viewBox") || "0 0 100 100").split(/[\s,]+/).map(Number);
   var pad = Math.max(base[2], base[3]) * 0.02;
-  var home = { x: base[0] - pad, y: base[1] - pad, w: base[2] + 2 * pad, h: base[3] + 2 * pad };
+  var PT = 96 / 72;  // CSS pixels per SVG unit (Graphviz draws in points) at 100%
+  // The whole graph in view, but a small graph no larger than 125%: huge text helps nobody.
+  function homeView() {
+    var h = { x: base[0] - pad, y: base[1] - pad, w: base[2] + 2 * pad, h: base[3] + 2 * pad };
+    var r = canvas.getBoundingClientRect(), most = 1.25 * PT;
+    if (r.width && r.height && Math.min(r.width / h.w, r.height / h.h) > most) {
+      var w = r.width / most, hh = r.height / most;
+      h = { x: h.x + (h.w - w) / 2, y: h.y + (h.h - hh) / 2, w: w, h: hh };
+    }
+    return h;
+  }
+  var home = homeView();
   var vb = { x: home.x, y: home.y, w: home.w, h: home.h };
   var anim = null;
 
   function apply() {
     svg.setAttribute("viewBox", [vb.x, vb.y, vb.w, vb.h].join(" "));
-    zoomLabel.textContent = Math.round(100 * home.w / vb.w) + "%";
+    zoomLabel.textContent = Math.round(100 / (unitsPerPixel() * PT)) + "%";
   }
   function unitsPerPixel() {
     var r = canvas.getBoundingClientRect();
@@ -507,7 +526,7 @@ _JS = r"""
     }
     anim = requestAnimationFrame(step);
   }
-  function fit() { animateTo({ x: home.x, y: home.y, w: home.w, h: home.h }); }
+  function fit() { home = homeView(); animateTo({ x: home.x, y: home.y, w: home.w, h: home.h }); }
 
   canvas.addEventListener("wheel", function (ev) {
     ev.preventDefault();
@@ -559,13 +578,16 @@ _JS = r"""
   // Bring elements into view: centre them, zoom out if they do not fit, zoom in if tiny.
   function reveal(els) {
     if (!els.length) { return; }
-    var r = canvas.getBoundingClientRect(), u = unitsPerPixel();
+    var r = canvas.getBoundingClientRect();
     var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
     els.forEach(function (el) {
       var b = el.getBoundingClientRect();
       x0 = Math.min(x0, b.left); y0 = Math.min(y0, b.top);
       x1 = Math.max(x1, b.right); y1 = Math.max(y1, b.bottom);
     });
+    var m = 24;
+    if (x0 >= r.left + m && y0 >= r.top + m && x1 <= r.right - m && y1 <= r.bottom - m &&
+        (x1 - x0) * (y1 - y0) > 64) { return; }  // already in view, and big enough to see
     var p0 = toSvg(x0, y0), p1 = toSvg(x1, y1);
     var bw = p1.x - p0.x, bh = p1.y - p0.y;
     var w = vb.w, h = vb.h;
@@ -575,7 +597,6 @@ _JS = r"""
     var cx = (p0.x + p1.x) / 2, cy = (p0.y + p1.y) / 2;
     if (w > home.w * 20) { w = home.w * 20; h = home.h * 20; }
     animateTo({ x: cx - w / 2, y: cy - h / 2, w: w, h: h });
-    void r; void u;
   }
 
   // -- marks -----------------------------------------------------------------------------------
@@ -585,6 +606,11 @@ _JS = r"""
     });
     Array.prototype.forEach.call(document.querySelectorAll(".gp-finding.gp-active"), function (el) {
       el.classList.remove("gp-active");
+    });
+  }
+  function clearSelection() {
+    Array.prototype.forEach.call(svg.querySelectorAll(".gp-selected"), function (el) {
+      el.classList.remove("gp-selected");
     });
   }
   function firstText(g) {
@@ -713,18 +739,18 @@ _JS = r"""
     clearMarks();
     li.classList.add("gp-active");
     var els = [];
+    var ids = (li.dataset.nodes || "").split(" ").filter(Boolean).map(Number);
     if (li.dataset.kind === "cut") {
       var c = Number(li.dataset.cut);
       els = cutEls(c);
       showCut(c);
     }
-    var ids = (li.dataset.nodes || "").split(" ").filter(Boolean).map(Number);
-    if (li.dataset.kind !== "cut") {
+    if (!els.length) {  // not a cut, or its edge is not drawn: mark its nodes
       ids.forEach(function (id) {
         var el = nodeEl(id, li.dataset.name);
         if (el) { els.push(el); }
       });
-      if (ids.length) { var el0 = nodeEl(ids[0], li.dataset.name); if (el0) { showNode(ids[0], el0); } }
+      if (ids.length && li.dataset.kind !== "cut") { var el0 = nodeEl(ids[0], li.dataset.name); if (el0) { showNode(ids[0], el0); } }
     }
     els.forEach(function (el) { el.classList.add("gp-highlight"); });
     reveal(els);
@@ -738,7 +764,7 @@ _JS = r"""
   Array.prototype.forEach.call(document.querySelectorAll(".gp-param-row"), function (tr) {
     tr.addEventListener("click", function () {
       var id = Number(tr.dataset.node), el = nodeEl(id);
-      clearMarks();
+      clearSelection();
       if (el) { el.classList.add("gp-selected"); reveal([el]); }
       showNode(id, el);
     });
@@ -756,12 +782,14 @@ _JS = r"""
     }
     var idm = /^n(\d+)$/.exec(g.id || "");
     if (!idm) { return; }
-    clearMarks();
+    clearSelection();
     g.classList.add("gp-selected");
     showNode(Number(idm[1]), g);
   });
 
   apply();
-  window.graphprobe = { data: data, fit: fit, zoom: zoomCenter, select: selectFinding };
+  window.graphprobe = { data: data, fit: fit, zoom: zoomCenter, select: selectFinding,
+                        reveal: reveal, animating: function () { return anim !== null; },
+                        viewBox: function () { return [vb.x, vb.y, vb.w, vb.h]; } };
 })();
 """

@@ -98,6 +98,10 @@ def render_text(report: "Report", color: bool = False) -> str:
             lines.append(f"  {tag(e['severity'])} {e['message']}")
             if e.get("fix"):
                 lines.append(f"      fix: {e['fix']}")
+    if report.opaque:
+        lines += ["", c("bold", "Can't see inside")]
+        for o in report.opaque[:10]:
+            lines.append(f"  {o['op']}" + (f" in {o['module']}" if o["module"] else "") + f": {o['reason']}")
     for n in report.notes:
         lines.append(c("dim", f"note: {n}"))
     counts = report.counts()

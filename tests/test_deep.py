@@ -1,0 +1,33 @@
+"""Deep graphs: a 3,000-step GRUCell unroll walks, analyses and writes DOT without recursion."""
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import nn
+
+from graphprobe import probe
+
+
+def test_gru_3000_steps_no_stack_overflow():
+    torch.manual_seed(0)
+    cell = nn.GRUCell(4, 4)
+    head = nn.Linear(4, 1)
+    x = torch.randn(1, 4)
+    h = torch.zeros(1, 4)
+    for _ in range(3000):
+        h = cell(x, h)
+    loss = head(h).pow(2).mean()
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)  # anything recursive on the graph's depth dies here
+    try:
+        r = probe(loss)
+        dot = r.to_dot()
+        js = r.to_json(indent=None)
+    finally:
+        sys.setrecursionlimit(old)
+    assert len(r.model) > 3000 * 10
+    assert sorted(r.reaches["loss"]) == sorted(
+        ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh", "head.weight", "head.bias"])
+    assert r.ok and len(r.components) == 1
+    assert dot.startswith("digraph") and '"schema": 1' in js
