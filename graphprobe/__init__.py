@@ -12,6 +12,7 @@ The public API::
 """
 from __future__ import annotations
 
+from .assertions import assert_grad_flow
 from .errors import GraphprobeError, LayoutEngineMissing, ProbeInputError
 from .graph import ProbeGraph
 from .probe import probe
@@ -21,6 +22,7 @@ from .trace import Trace, trace
 __all__ = [
     "probe",
     "trace",
+    "assert_grad_flow",
     "Trace",
     "Report",
     "ProbeGraph",

@@ -164,6 +164,39 @@ class Report:
     def __repr__(self) -> str:
         return f"<graphprobe.Report {self.verdict()!r}>"
 
+    # -- notebooks ---------------------------------------------------------------------------
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.to_text() if not cycle else repr(self))
+
+    def _svg_or_none(self) -> str | None:
+        from .errors import GraphprobeError
+
+        try:
+            return self.to_svg()
+        except GraphprobeError:
+            return None  # no layout engine, or too big to lay out: the text still shows
+
+    def _repr_svg_(self) -> str | None:
+        return self._svg_or_none()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        svg = self._svg_or_none() or ""
+        # Drop the XML prolog so the SVG can sit inside the notebook's HTML.
+        start = svg.find("<svg")
+        svg = svg[start:] if start >= 0 else ""
+        return (f'<div class="graphprobe"><div style="font-family:sans-serif;font-weight:bold;'
+                f'margin:4px 0">{html.escape(self.verdict())}</div>{svg}'
+                f'<details><summary>report</summary><pre>{html.escape(self.to_text())}</pre></details></div>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        bundle = {"text/plain": self.to_text(), "text/html": self._repr_html_()}
+        svg = self._svg_or_none()
+        if svg:
+            bundle["image/svg+xml"] = svg
+        return bundle
+
     def to_dot(self, **options: Any) -> str:
         """The graph in Graphviz DOT: module clusters, cut edges in red, a legend."""
         from .render.dot import DotOptions, to_dot

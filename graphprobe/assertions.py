@@ -1,0 +1,88 @@
+"""``assert_grad_flow``: a one-line check, for the tests of training code, that gradient flows."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ProbeInputError
+from .names import frame_namespaces, name_of
+from .probe import _check_losses, build_report
+
+__all__ = ["assert_grad_flow"]
+
+
+def assert_grad_flow(loss: Any, *targets: Any) -> None:
+    """Raise ``AssertionError`` unless ``loss`` sends gradient to every parameter of ``targets``.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        The loss, before its backward.
+    *targets : nn.Module or torch.Tensor
+        Modules (all their trainable parameters) or parameters that must receive a gradient.
+        With none, every parameter of the modules in the caller's frame.
+
+    Raises
+    ------
+    AssertionError
+        Listing each starved parameter, the optimizers that hold it, and the cut that starved it
+        (when a :func:`graphprobe.trace` was recording).
+
+    Notes
+    -----
+    Parameters with ``requires_grad=False`` are frozen on purpose and are not checked.
+    Complexity: that of :func:`graphprobe.probe`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(3, 1)
+    >>> assert_grad_flow(net(torch.ones(2, 3)).sum(), net)
+    """
+    (loss,) = _check_losses([loss])
+    frame = sys._getframe(1)
+    try:
+        params: dict[str, Any] | None = None
+        if targets:
+            namespaces = frame_namespaces(frame)
+            params = {}
+            for i, t in enumerate(targets):
+                if not isinstance(t, (nn.Module, torch.Tensor)):
+                    raise ProbeInputError(
+                        f"assert_grad_flow target {i} is a {type(t).__name__}; give nn.Modules or parameters.")
+                nm = name_of(t, namespaces) or (type(t).__name__.lower() if isinstance(t, nn.Module) else f"param[{i}]")
+                params[nm] = t
+        report = build_report([loss], frame, params=params, names=["loss"])
+    finally:
+        del frame
+    reached = set(report.reaches.get("loss", []))
+    starved = [p for p in report.params if not p["frozen"] and p["name"] not in reached
+               and (params is None or _belongs(p["name"], params))]
+    if not starved:
+        return
+    detached = {d["name"]: d for d in report.detached}
+    lines = [f"gradient does not reach {len(starved)} parameter{'s' if len(starved) != 1 else ''}:"]
+    for p in starved:
+        held = f" (held by {', '.join(p['optimizers'])})" if p["optimizers"] else ""
+        line = f"  {p['name']}{held}"
+        d = detached.get(p["name"])
+        cut_i = d.get("cut") if d else None
+        if cut_i is not None:
+            c = report.cuts[cut_i]
+            chain = " -> ".join(s["op"] for s in c["chain"])
+            loc = c["location"] or "?"
+            line += f": cut at {os.path.basename(loc.rsplit(':', 1)[0])}:{loc.rsplit(':', 1)[-1]} ({chain})"
+        elif report.opaque and d and d["severity"] == "info":
+            line += ": can't tell, the graph holds a region graphprobe can't see inside"
+        lines.append(line)
+    if not report.cuts:
+        lines.append("(run the forward inside graphprobe.trace() to see where the graph was cut)")
+    raise AssertionError("\n".join(lines))
+
+
+def _belongs(name: str, params: dict[str, Any]) -> bool:
+    return any(name == k or name.startswith(k + ".") for k in params)
