@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 _ACTIVE: "Trace | None" = None
-_PER_SITE = 64  # cut instances kept per (exit, re-entry) site pair
+_PER_SITE = 16  # cut instances kept per (exit, re-entry) site pair: bounds a long trace
 _ACC_SEQ = 2 ** 63  # AccumulateGrad nodes carry UINT64_MAX as their sequence number
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
 
