@@ -294,7 +294,7 @@ class _Capture:
         roots = [r for c in self.calls for r in c.roots]
         if self.opts.progress:
             self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
-        if roots:
+        if roots or self.errors:
             self.report = build_report(
                 [r.tensor for r in roots], self.frame, names=[r.name for r in roots], trace=self.snapshot,
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
