@@ -334,6 +334,8 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
     where = str(cut.get("location") or "")
     # The file's name is enough on the picture; the tooltip keeps the whole path.
     label = head + ("\n" + where.replace("\\", "/").rsplit("/", 1)[-1] if where else "")
+    if "_" in edge_id:
+        label = ""  # a cut out of a no_grad block has an edge per parameter: label the first only
     tip = [f"CUT: {head}" + (f" at {where}" if where else "")]
     tip += [x for x in (cut.get("reason"), cut.get("fix")) if x]
     for b in cut.get("blocked") or []:
