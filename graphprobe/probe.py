@@ -186,7 +186,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     if g.opaque and confirm is not False:
         truth, why_not = _confirm(roots, known, res.leaf_node, confirmed, tr, list(g.opaque.values()))
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
-                     truth=truth, unconfirmed_why=why_not)
+                     truth=truth, unconfirmed_why=why_not, masks=res.masks)
     del res, known, cut_records, sides, fn_names
     return report
 
@@ -307,7 +307,7 @@ def _cut_severity(g: ProbeGraph, rec: Any, srcs: list[int], d: int, masks: list[
 
 def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
             reentry_confirmed: set[int] | None = None, truth: dict[int, set[int]] | None = None,
-            unconfirmed_why: str = "") -> Report:
+            unconfirmed_why: str = "", masks: list[int] | None = None) -> Report:
     """Run every analysis on ``g`` and gather the findings into a :class:`Report`.
 
     Notes
@@ -315,7 +315,10 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     Complexity: O(V + E) plus O(V + E) per cut for its upstream search.
     """
     reentry_confirmed = reentry_confirmed or set()
-    masks = A.loss_masks(g)
+    if masks is None:
+        masks = A.loss_masks(g)
+    else:  # the walk's bitsets; nodes added since (unwalked parameters) are reached by nothing
+        masks = list(masks) + [0] * (len(g.kind) - len(masks))
     if truth:
         # A real backward said which parameters each loss reaches: it wins over structure, which
         # can't see inside a checkpoint or a compiled region and over-states a custom Function.

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from . import walk as _walk
 from .errors import GraphprobeError
 
 __all__ = [
@@ -509,6 +510,8 @@ class Trace(contextlib.ContextDecorator):
         self._reentry_leaves: dict[int, Any] = {}
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
+        self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
+        self._stack_checked = 5_000
         self._mode: _Mode | None = None
         self._handles: list[Any] = []
         self._patches: list[tuple[Any, str, Any]] = []
@@ -607,6 +610,11 @@ class Trace(contextlib.ContextDecorator):
         fns = [o.grad_fn for o in ((out,) if isinstance(out, torch.Tensor) else out)
                if isinstance(o, torch.Tensor) and o.grad_fn is not None]
         if fns:
+            # Python now holds these nodes' wrappers: make sure torch can free long chains of them.
+            self._seen += 1
+            if self._seen >= self._stack_checked * 2:
+                self._stack_checked = self._seen
+                _walk.ensure_stack_for_free(self._seen * 4)
             hi = max(fn._sequence_nr() for fn in fns)
             if self._seq_hi < hi < _ACC_SEQ:
                 self._seq_hi = hi
@@ -655,6 +663,7 @@ class Trace(contextlib.ContextDecorator):
         module stop the walk. Cost: O(nodes the call made).
         """
         module, entry = self._modules[-1]
+        _walk.TAGGED[0] = True
         stack = list(fns)
         while stack:
             fn = stack.pop()

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from graphprobe import analysis as A
 from graphprobe import probe, trace
 
 PROFILE = os.environ.get("GRAPHPROBE_FUZZ", "ci")
@@ -113,6 +114,9 @@ def test_reaches_equal_autograd_oracle(program):
         losses = [sum(outs[j].pow(2).mean() for j in terms) for terms in loss_terms]
         names = [f"L{k}" for k in range(len(losses))]
         r = probe(*losses, params=params, names=names)
+
+    # The walk's own bitsets agree with the textbook Kahn-order propagation over the graph.
+    assert A.reaches(r.model) == r.reaches
 
     all_params = [(f"m{i}.{pn}", p) for i, m in enumerate(mods) for pn, p in m.named_parameters()]
     for name, loss in zip(names, losses):
