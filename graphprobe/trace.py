@@ -123,6 +123,9 @@ class Provenance:
     source_params: tuple[Any, ...] = ()  # weakrefs to leaf tensors (no_grad exits)
     chain: tuple[tuple[str, str | None], ...] = ()
     guess: bool = False
+    #: when an op combined data from several distinct exits, each one's own provenance: a
+    #: re-entry then closes one cut per exit, each at its own kind and line
+    parts: tuple[Any, ...] = ()
 
     def then(self, op: str, location: str | None, kind: str | None = None) -> "Provenance":
         """This provenance after one more operation (the most specific exit kind wins)."""
@@ -130,7 +133,8 @@ class Provenance:
         if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
             k = kind
         return Provenance(k, self.location, self.source_fns, self.source_params,
-                          self.chain + ((op, location),), self.guess)
+                          self.chain + ((op, location),), self.guess,
+                          tuple(p.then(op, location, kind) for p in self.parts))
 
     @staticmethod
     def merge(provs: list["Provenance"], op: str, location: str | None,
@@ -143,8 +147,11 @@ class Provenance:
         k = max((p.kind for p in provs), key=lambda x: _KIND_RANK.get(x, -1)) if provs else (kind or "no_grad")
         if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
             k = kind
+        flat = [q for p in provs for q in (p.parts or (p,))]
+        exits = {(q.location, tuple(id(f) for f in q.source_fns)) for q in flat}
+        parts = tuple(q.then(op, location, kind) for q in flat) if len(exits) > 1 else ()
         return Provenance(k, first.location, fns, params, first.chain + ((op, location),),
-                          any(p.guess for p in provs))
+                          any(p.guess for p in provs), parts)
 
 
 @dataclass
@@ -573,6 +580,11 @@ class Trace(contextlib.ContextDecorator):
 
     def _close(self, prov: Provenance, op: str, loc: str | None, *, target_fn: Any = None,
                target_leaf: Any = None, made_requires_grad: bool = False) -> None:
+        if prov.parts:  # data from several exits came back together: one cut for each exit
+            for p in prov.parts:
+                self._close(p, op, loc, target_fn=target_fn, target_leaf=target_leaf,
+                            made_requires_grad=made_requires_grad)
+            return
         leaf_ref = weakref.ref(target_leaf) if target_leaf is not None else None
         if target_leaf is not None:
             self._reentry_leaves[id(target_leaf)] = leaf_ref
