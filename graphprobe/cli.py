@@ -3,7 +3,15 @@
 Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding;
 2 bad usage; 3 the script is missing, broken, or raised before its first backward; 4 the script
 never called backward; 5 the output could not be written; 6 the script's backward raised (the
-report is still written); 130 interrupted.
+report is still written); 130 interrupted. A script that raises after its first backward has had
+its step captured: the report is written and carries the error as a ``script_error`` finding (a
+DDP unused-parameter error that the report's unreached parameters explain becomes a note), and
+``render`` exits 0 (``check`` exits 1, since the finding is an error).
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs the script and writes its own file,
+``.rank{RANK}`` put before the extension (``-o out.json`` gives ``out.rank0.json``,
+``out.rank1.json`` ...); only rank 0 prints the text report and progress, and any rank prints
+what goes wrong with it, tagged with its rank.
 """
 from __future__ import annotations
 
@@ -105,6 +113,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rank() -> int | None:
+    """This process's rank when a launcher such as torchrun started several (``WORLD_SIZE`` > 1)."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return None
+        return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "")))
+    except ValueError:
+        return None
+
+
+def _rank_path(path: str, rank: int | None) -> str:
+    """``out.json`` -> ``out.rank1.json`` on rank 1 of several; unchanged when not distributed."""
+    if rank is None:
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}.rank{rank}{ext}"
+
+
 def _use_color(args: argparse.Namespace) -> bool:
     return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
@@ -164,26 +190,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("graphprobe: --steps must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
     output = getattr(args, "output", None)
+    rank = _rank()
+    lead = rank is None or rank == 0  # the rank that prints the text report and progress
+    tag = "graphprobe:" if rank is None else f"graphprobe (rank {rank}):"
     if output and output != "-" and os.path.splitext(output)[1].lower() not in FORMATS:
-        print(f"graphprobe: unknown output extension in {output}. "
+        print(f"{tag} unknown output extension in {output}. "
               f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report.", file=sys.stderr)
         return OutputError.exit_code
 
     if output and output != "-":
+        output = _rank_path(output, rank)
         folder = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(folder):
-            print(f"graphprobe: cannot write {output}: the folder {folder} does not exist. "
+            print(f"{tag} cannot write {output}: the folder {folder} does not exist. "
                   "Create it or choose another -o; the script was not run.", file=sys.stderr)
             return OutputError.exit_code
         if os.path.isdir(output):
-            print(f"graphprobe: cannot write {output}: it is a folder. Give a file name such as "
+            print(f"{tag} cannot write {output}: it is a folder. Give a file name such as "
                   f"{os.path.join(output, 'graph.svg')}; the script was not run.", file=sys.stderr)
             return OutputError.exit_code
 
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
 
-    progress_mod.set_enabled(not args.quiet)
+    progress_mod.set_enabled(not args.quiet and lead)
 
     def progress(msg: str) -> None:
         progress_mod.note(msg.removeprefix("graphprobe: "))
@@ -194,28 +224,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = res.report
         color = _use_color(args)
         if args.command == "check":
-            sys.stdout.write(report.to_text(color=color))
+            if lead:
+                sys.stdout.write(report.to_text(color=color))
             code = EXIT_FINDINGS if not report.ok else 0
         else:
             if output == "-":
-                sys.stdout.write(report.to_text(color=color))
+                if lead:
+                    sys.stdout.write(report.to_text(color=color))
             else:
-                path = output or os.path.splitext(os.path.basename(args.script))[0] + ".svg"
+                path = output or _rank_path(os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
                 write_report(report, path, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
-                if not output:
+                if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
-                progress(f"graphprobe: wrote {path}")
+                each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
+                progress(f"graphprobe: wrote {path}{each}")
             code = 0
         if res.backward_failed:
             return EXIT_BACKWARD_FAILED
         return code
     except GraphprobeError as e:
-        msg = str(e)
-        print(msg if msg.startswith("graphprobe:") else "graphprobe: " + msg, file=sys.stderr)
+        msg = str(e).removeprefix("graphprobe:").lstrip()
+        print(f"{tag} {msg}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("graphprobe: interrupted", file=sys.stderr)
+        print(f"{tag} interrupted", file=sys.stderr)
         return 130
     finally:
         progress_mod.set_enabled(False)

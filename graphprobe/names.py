@@ -3,6 +3,9 @@
 Parameters are named from ``params=`` (a dict, or a list of modules), else from the ``nn.Module``
 objects in the caller's frame: locals first, then globals, outermost module first, so a
 parameter reachable as both ``model.enc.weight`` and ``enc.weight`` is called the former.
+A wrapper that only holds the user's module (DDP, DataParallel, ``torch.compile``, FSDP,
+checkpoint_wrapper) adds no level: with ``model = DDP(Net())`` the head's weight is
+``model.head.weight``, as it is without DDP, not ``model.module.head.weight``.
 Optimizers are found the same way. Nothing here keeps a tensor alive after the probe returns:
 :class:`Known` is dropped by :func:`graphprobe.probe` once the graph is built.
 """
@@ -19,9 +22,34 @@ __all__ = ["ParamInfo", "Known", "collect_known", "frame_namespaces", "name_of",
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
+# Module classes (matched by name along the MRO, so nothing is imported) that only hold the
+# user's module, and the attribute they hold it in: that level is left out of every name.
+_WRAPPERS = {
+    "DistributedDataParallel": "module",
+    "DataParallel": "module",
+    "OptimizedModule": "_orig_mod",  # torch.compile
+    "FullyShardedDataParallel": "_fsdp_wrapped_module",
+    "CheckpointWrapper": "_checkpoint_wrapped_module",
+    "OffloadWrapper": "_checkpoint_wrapped_module",
+}
+
+
+def _wrapped_attr(mod: nn.Module) -> str | None:
+    """The attribute a wrapper module holds the user's module in, or None if it is no wrapper."""
+    for cls in type(mod).__mro__:
+        attr = _WRAPPERS.get(cls.__name__)
+        if attr is not None:
+            return attr
+    return None
+
 
 def strip_wrapper(path: str) -> str:
-    """Drop the ``module.`` of DDP/DataParallel and the ``_orig_mod.`` of ``torch.compile``."""
+    """Drop the ``module.`` of DDP/DataParallel and the ``_orig_mod.`` of ``torch.compile``.
+
+    A string rule for names that come without their modules (a ``state_dict`` key); the names
+    graphprobe gives parameters leave wrappers out by the wrapper's type instead, so a user's
+    own submodule called ``module`` keeps its name.
+    """
     changed = True
     while changed:
         changed = False
@@ -101,14 +129,26 @@ def _outermost_first(mods: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Mo
 
 
 def _add_module(known: Known, prefix: str, mod: nn.Module) -> None:
+    # Each submodule's path, the level a wrapper holds its module in left out (see _WRAPPERS).
+    paths: dict[str, str] = {}
+    mods: dict[str, nn.Module] = {}
     for sub_path, sub in mod.named_modules():
-        path = strip_wrapper(f"{prefix}.{sub_path}" if sub_path else prefix)
+        if not sub_path:
+            path = prefix
+        else:
+            parent_path, _, attr = sub_path.rpartition(".")
+            parent = mods[parent_path]
+            path = paths[parent_path] if _wrapped_attr(parent) == attr else f"{paths[parent_path]}.{attr}"
+        paths[sub_path], mods[sub_path] = path, sub
         known.modules.setdefault(id(sub), path)
     for pname, p in mod.named_parameters(remove_duplicate=True):
-        full = strip_wrapper(f"{prefix}.{pname}")
         if id(p) in known.params:
             continue
-        owner = full.rsplit(".", 1)[0] if "." in full else prefix
+        owner_path, _, leaf = pname.rpartition(".")
+        owner = paths.get(owner_path)
+        full = f"{owner}.{leaf}" if owner is not None else strip_wrapper(f"{prefix}.{pname}")
+        if owner is None:
+            owner = full.rsplit(".", 1)[0]
         known.params[id(p)] = ParamInfo(full, owner, p, is_module_param=True)
 
 

@@ -6,6 +6,12 @@ would run it (``runpy.run_path``). ``Tensor.backward``, ``torch.autograd.backwar
 when a backward call site repeats (the loop came round) or the script ends. Then the graph is
 walked once for all of them, and the script is stopped, or, with ``keep_running``, left to run
 on with every patch removed. Every patch is removed on every exit path.
+
+An error the script raises after its first backward also ends the step: the report is kept and
+carries it as a ``script_error``. DDP (``find_unused_parameters=False``) raises "Expected to have
+finished reduction in the prior iteration" at the next forward, before the backward call site can
+repeat, when a parameter got no gradient: when the report's unreached parameters explain it, the
+step simply ended there, and the error becomes a note, the unreached parameters being the finding.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ __all__ = ["RunOptions", "RunResult", "run_script"]
 
 _TWICE = "backward through the graph a second time"
 _NO_GRAD = "does not require grad"
+_DDP_UNUSED = "Expected to have finished reduction in the prior iteration"
 
 
 class _StopCapture(BaseException):
@@ -413,12 +420,36 @@ def run_script(opts: RunOptions) -> RunResult:
             "Run a script that takes at least one training step."
         )
     report = cap.report
+    if failure is not None and not cap.backward_failed and _ddp_unused_explained(failure, report):
+        stopped, failure = True, None
     if failure is not None and not cap.backward_failed:
         report.errors.append({
             "kind": "script_error", "severity": "error",
             "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
         })
     return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped)
+
+
+def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
+    """DDP's unused-parameter error, raised at the next forward, explained by unreached parameters.
+
+    Then the step ended where graphprobe would have stopped the script: note the error and
+    leave the unreached parameters (with their optimizers) as the finding.
+    """
+    if _DDP_UNUSED not in str(exc):
+        return False
+    unreached = [d["name"] for d in report.detached if d["kind"] == "unreached"]
+    if not unreached:
+        return False
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)
+              and "graphprobe" not in f.filename]
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    names = ", ".join(unreached[:4]) + (f" and {len(unreached) - 4} more" if len(unreached) > 4 else "")
+    report.notes.append(
+        f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
+        f"{names} got no gradient; the step was complete, so graphprobe ended it there"
+    )
+    return True
 
 
 def _note(got: set[int], pid: int, grad: Any) -> None:
