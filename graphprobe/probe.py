@@ -7,6 +7,7 @@ outlives the call: what the report keeps is strings, numbers and node ids.
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import types
 from typing import Any, Mapping, Sequence
@@ -134,6 +135,23 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gradient to (the runner's parameter hooks); else, when the graph holds regions graphprobe
     can't see inside and ``confirm`` is not False, a ``torch.autograd.grad`` pass finds them.
     """
+    # The walk allocates a few objects per node; the cyclic collector would scan the user's
+    # whole heap several times over a 500k-node walk for nothing. Restored on every exit path.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(losses, frame, params, names, trace, check_freed, terms, locations, freed_fns,
+                      var_names, confirm, confirmed)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params: Any,
+           names: Sequence[str] | Mapping[int, str] | None, trace: Any, check_freed: bool,
+           terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
+           var_names: tuple[dict, dict] | None, confirm: bool | None,
+           confirmed: Sequence[set[int] | None] | None) -> Report:
     known = collect_known(frame, params)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
@@ -327,7 +345,7 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
                 bit = 1 << i
                 masks[v] = (masks[v] | bit) if v in nodes else (masks[v] & ~bit)
     # A loss that reaches a named term of itself (tol_loss = loss1 + loss2) is composite.
-    producers = g.producers()
+    producers = g.producers() if g.terms else []
     for t in g.terms:
         for p in producers[t]:
             for i, lid in enumerate(g.losses):
@@ -354,7 +372,7 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
                                "module": g.module[v], "optimizers": g.optimizers.get(v, []),
                                "reached_by": A.reached_by(g, v, masks), "node": v,
                                "frozen": v in g.frozen})
-    rep.components = A.components(g)
+    rep.components = A.components(g, masks)
     rep.shared = A.shared(g, masks)
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
     # Cuts first: the detached findings point at them.
