@@ -113,7 +113,10 @@ class Report:
             parts.append(cut)
         if unreached:
             modules = {p["name"]: (p["module"] or p["name"]).split(".")[0] for p in self.params}
-            if len(self.losses) <= 3:
+            # "loss reaches model only" would mislead when model's own parameters are starved.
+            starved_tops = {modules.get(n) for n in unreached}
+            reached_tops = {modules.get(p) for ps in self.reaches.values() for p in ps}
+            if len(self.losses) <= 3 and not starved_tops & reached_tops:
                 for loss, ps in self.reaches.items():
                     mods = list(dict.fromkeys(modules.get(p) or p for p in ps))
                     if mods and len(mods) <= 4:

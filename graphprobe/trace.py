@@ -396,7 +396,9 @@ class _Mode(TorchFunctionMode):
         if getattr(func, "__self__", None) is _DATA_DESCR:
             return self._detach(func, args, kwargs, kind="data")
         out = func(*args, **kwargs)
-        if isinstance(out, torch.Tensor) or (type(out) in (tuple, list) and out and isinstance(out[0], torch.Tensor)):
+        # (isinstance, not type(): x.max(dim=0) returns a namedtuple, and its node must move the
+        # sequence mark too, or the next module call would claim it)
+        if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor)):
             tr._after_op(func, args, kwargs, out)
         return out
 

@@ -278,7 +278,7 @@ def test_dot_is_deterministic() -> None:
 
 def test_deep_graph_needs_no_recursion() -> None:
     g = ProbeGraph()
-    prev = g.add_node("param", "w", None, "a")
+    prev = g.add_node("param", "w", None, ".".join(["a"] * 50))  # every prefix holds a parameter
     for i in range(20_000):
         mod = ".".join(["a"] * (1 + i % 50))  # deep module paths too
         v = g.add_node("op", "MulBackward0", "MulBackward0", mod)

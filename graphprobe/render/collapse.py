@@ -155,7 +155,8 @@ def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (
         else:
             nid = group_id.get(k)
             if nid is None:
-                parent = None if " › " in k else (k.rsplit(".", 1)[0] if "." in k.split(" ")[0] else None)
+                head = k.split(" › ")[0].split(" ")[0]  # "model.h.0-23" of "model.h.0-23 ×24 › attn"
+                parent = head.rsplit(".", 1)[0] if "." in head else None
                 nid = c.add_node("module", k, None, parent, k)
                 group_id[k] = nid
                 counts[nid] = [0, 0]

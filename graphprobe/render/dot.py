@@ -147,11 +147,27 @@ def _module_tree(g: ProbeGraph, visible: list[bool]) -> tuple[_Cluster, list[int
     root = _Cluster(-1, "", None)
     by_path: dict[str, _Cluster] = {}
     loose: list[int] = []
+    # Only modules that hold parameters (or contain ones that do) get a box: a loss function or
+    # an activation module would otherwise pull unrelated nodes (two losses' MSE ops) together.
+    boxed: set[str] = set()
+    for v, k in enumerate(g.kind):
+        m = g.module[v]
+        if m and (k == "param" or k == "module"):
+            parts = m.split(".")
+            for i in range(1, len(parts) + 1):
+                boxed.add(".".join(parts[:i]))
+
+    def box_of(mod: str) -> str | None:
+        while mod and mod not in boxed:
+            mod = mod.rpartition(".")[0]
+        return mod or None
+
     count = 0
     for v in range(len(g.kind)):
         if not visible[v]:
             continue
         mod = g.module[v]
+        mod = box_of(mod) if mod else None
         if not mod or g.kind[v] == "loss":
             loose.append(v)
             continue
@@ -213,8 +229,9 @@ def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
         if 0 <= lid < n:
             for p in producers[lid]:
                 feeds_loss.setdefault(p, []).append(g.label[lid])
+    failed = {str(e.get("loss")) for e in report.errors if e.get("loss")}
     return {"shared": shared_by, "unreached": unreached, "reentry": reentry, "freed": freed,
-            "frozen": frozen, "feeds_loss": feeds_loss}
+            "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed}
 
 
 def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> str:
@@ -233,8 +250,13 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         style += ["rounded", "bold"]
         fill, line = _LOSS_FILL, _LOSS_LINE
         tip.append(f"loss {label}")
+        if label in notes["failed"]:
+            used.add("failed")
+            lines.append("backward failed")
+            line = _RED
+            text = "#a01515"
         if v in g.location:
-            tip.append(f"made at {g.location[v]}")
+            tip.append(f"backward at {g.location[v]}")
     elif kind == "module":
         lines.append(label)
         attrs += [("shape", "box3d"), ("fontsize", "10"), ("margin", "0.12,0.06")]
@@ -389,6 +411,7 @@ def _legend(used: set[str], shared_sets: list[str]) -> list[str]:
     box("frozen", "frozen (requires_grad=False)", "#ffffff", _GREY_LINE, 1, "dotted")
     box("unused", "unused: no loss, no optimizer", "#ffffff", _GREY_LINE, 1, "dashed")
     box("loss", "loss", _LOSS_FILL, _LOSS_LINE, 2, "rounded")
+    box("failed", "loss whose backward failed", _LOSS_FILL, _RED, 2, "rounded")
     box("param", "parameter", _PARAM_FILL, _PARAM_LINE)
     box("leaf", "input leaf", _LEAF_FILL, _LEAF_LINE, 1, "rounded")
     if not rows:
