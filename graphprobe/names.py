@@ -120,6 +120,8 @@ def _modules_in(namespaces: list[Mapping[str, Any]]) -> list[tuple[str, nn.Modul
 
 def _outermost_first(mods: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
     """Put modules that no other found module contains first, keeping the found order."""
+    if len(mods) < 2:
+        return mods
     inner: set[int] = set()
     for _, m in mods:
         for sub in m.modules():

@@ -53,21 +53,44 @@ def _saved_tensor_attrs(fn: Any) -> tuple[str, ...]:
     return attrs
 
 
+#: node type -> the one ``_saved_*`` attribute that holds a tensor ("" when none does)
+_TENSOR_ATTR: dict[type, str] = {}
+
+
 def is_freed(fn: Any) -> bool:
     """True when reading one of ``fn``'s saved tensors raises because a backward freed it.
 
-    Complexity: O(k) attribute reads for the k ``_saved_*`` attributes of the node's type,
-    stopping at the first saved tensor.
+    Complexity: O(1) attribute reads once the node's type is known (the first node of a type
+    finds which ``_saved_*`` attribute holds a tensor).
     """
+    t = type(fn)
+    attr = _TENSOR_ATTR.get(t)
+    if attr is not None:
+        if not attr:
+            return False
+        try:
+            getattr(fn, attr)
+        except RuntimeError as e:
+            return _FREED_TEXT in str(e)
+        except Exception:
+            return False
+        return False
     for a in _saved_tensor_attrs(fn):
         try:
             v = getattr(fn, a)
         except RuntimeError as e:
-            return _FREED_TEXT in str(e)
+            if _FREED_TEXT in str(e):
+                _TENSOR_ATTR[t] = a
+                return True
+            continue
         except Exception:
             continue
         if isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list)) and v and isinstance(v[0], torch.Tensor)):
+            _TENSOR_ATTR[t] = a
             return False
+    # No saved tensor here; but an optional one (None now) may hold one for another node.
+    if not any(getattr(fn, a, None) is None for a in _saved_tensor_attrs(fn)):
+        _TENSOR_ATTR[t] = ""
     return False
 
 

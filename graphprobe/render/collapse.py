@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..graph import ProbeGraph
 from ..report import Report
@@ -56,33 +56,64 @@ def _keep_alone(report: Report) -> set[int]:
     return keep
 
 
-def _group_keys(report: Report, depth: int, expand: Sequence[str]) -> list[str | None]:
-    """For each node, the name of the group it joins (None: it stays a node of its own)."""
-    g = report.model
-    keep = _keep_alone(report)
-    raw: list[str | None] = []
-    for v, mod in enumerate(g.module):
-        if v in keep or any(mod == e or (mod or "").startswith(e + ".") for e in expand):
-            raw.append(None)
+def _module_keys(modules: Sequence[str | None], depth: int, expand: Sequence[str],
+                 memo: dict[Any, Any] | None = None) -> dict[str | None, str | None]:
+    """For each distinct module path, its group's name at ``depth`` (None: drawn in full).
+
+    ``memo`` lets one :func:`collapse` call ask :func:`auto_depth`'s questions only once.
+    """
+    if memo is None:
+        return _module_keys_uncached(modules, depth, expand)
+    key = (depth, tuple(expand))
+    out = memo.get(key)
+    if out is None:
+        out = memo[key] = _module_keys_uncached(modules, depth, expand)
+    return out
+
+
+def _module_keys_uncached(modules: Sequence[str | None], depth: int,
+                          expand: Sequence[str]) -> dict[str | None, str | None]:
+
+    def expanded(mod: str | None) -> bool:
+        return any(mod == e or (mod or "").startswith(e + ".") for e in expand)
+
+    by_module: dict[str | None, str | None] = {}
+    for mod in modules:
+        if expanded(mod):
+            by_module[mod] = None
         else:
             k = _key_at(mod, depth)
-            raw.append(k if k is not None else "(outside modules)")
-    folds = _fold({k for k in raw if k is not None})
+            by_module[mod] = k if k is not None else "(outside modules)"
+    folds = _fold({k for k in by_module.values() if k is not None})
     if folds:
         # layers.3.attn -> "layers.0-23 ×24 › attn": one copy of the block's structure.
         def fold(k: str | None) -> str | None:
             if k is None:
                 return None
             parts = k.split(".")
-            for i in range(1, len(parts) + 1):
-                f = folds.get(".".join(parts[:i]))
-                if f is not None:
-                    rest = ".".join(parts[i:])
-                    return f + (" › " + rest if rest else "")
+            for i in range(1, len(parts)):  # only a numbered component can start a fold
+                if parts[i].isdigit():
+                    f = folds.get(".".join(parts[:i + 1]))
+                    if f is not None:
+                        rest = ".".join(parts[i + 1:])
+                        return f + (" › " + rest if rest else "")
             return k
 
-        raw = [fold(k) for k in raw]
-    return raw
+        by_module = {m: fold(k) for m, k in by_module.items()}
+    return by_module
+
+
+def _group_keys(report: Report, depth: int, expand: Sequence[str],
+                memo: dict[Any, Any] | None = None) -> list[str | None]:
+    """For each node, the name of the group it joins (None: it stays a node of its own).
+
+    Keys are worked out once per distinct module path (a model has hundreds, a graph can have
+    hundreds of thousands of nodes), then looked up per node.
+    """
+    g = report.model
+    keep = _keep_alone(report)
+    by_module = _module_keys(list(set(g.module)), depth, expand, memo)
+    return [None if v in keep else by_module[mod] for v, mod in enumerate(g.module)]
 
 
 def visible_count(report: Report, depth: int, expand: Sequence[str] = ()) -> int:
@@ -91,13 +122,27 @@ def visible_count(report: Report, depth: int, expand: Sequence[str] = ()) -> int
     return sum(1 for k in keys if k is None) + len({k for k in keys if k is not None})
 
 
-def auto_depth(report: Report, budget: int, expand: Sequence[str] = ()) -> int:
-    """The deepest module depth whose collapsed view fits ``budget`` nodes (at least 1)."""
+def auto_depth(report: Report, budget: int, expand: Sequence[str] = (),
+               memo: dict[Any, Any] | None = None) -> int:
+    """The deepest module depth whose collapsed view fits ``budget`` nodes (at least 1).
+
+    Complexity: O(V) once, then O(M) per depth tried over the M distinct module paths.
+    """
     g = report.model
-    max_depth = max((len(m.split(".")) for m in g.module if m), default=1)
+    keep = _keep_alone(report)
+    per_module: dict[str | None, int] = {}
+    alone = len(keep)
+    for v, mod in enumerate(g.module):
+        if v not in keep:
+            per_module[mod] = per_module.get(mod, 0) + 1
+    all_modules = list(set(g.module))  # the same list _group_keys uses, so memo answers agree
+    max_depth = max((len(m.split(".")) for m in per_module if m), default=1)
     best = 1
     for d in range(1, max_depth + 1):
-        if visible_count(report, d, expand) <= budget:
+        keys = _module_keys(all_modules, d, expand, memo)
+        groups = {k for k in keys.values() if k is not None}
+        singles = sum(n for m, n in per_module.items() if keys[m] is None)
+        if alone + singles + len(groups) <= budget:
             best = d
         else:
             break
@@ -129,9 +174,10 @@ def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (
     Complexity: O(V + E) per depth tried.
     """
     g = report.model
+    memo: dict[Any, Any] = {}
     if depth is None:
-        depth = auto_depth(report, budget, expand)
-    keys = _group_keys(report, depth, expand)
+        depth = auto_depth(report, budget, expand, memo)
+    keys = _group_keys(report, depth, expand, memo)
     c = ProbeGraph()
     new_id: list[int] = [0] * len(g.kind)
     group_id: dict[str, int] = {}
