@@ -82,6 +82,7 @@ class ProbeGraph:
     #: param node ids with requires_grad=False (known, never walked)
     frozen: set[int] = field(default_factory=set)
     _producers: list[list[int]] | None = field(default=None, repr=False)
+    _kind_index: tuple[int, dict[str, list[int]]] | None = field(default=None, repr=False)
     _nx: Any = field(default=None, repr=False)
 
     # -- building -------------------------------------------------------------------------
@@ -122,9 +123,24 @@ class ProbeGraph:
         return self._producers
 
     def nodes_of_kind(self, *kinds: str) -> list[int]:
-        """Node ids whose kind is one of ``kinds``, in id order."""
-        want = set(kinds)
-        return [i for i, k in enumerate(self.kind) if k in want]
+        """Node ids whose kind is one of ``kinds``, in id order.
+
+        The non-op nodes (a few per parameter and loss) are indexed once per graph version, so
+        asking for parameters on a 500k-node graph does not scan every op again.
+        """
+        idx = self._kind_index
+        if idx is None or idx[0] != len(self.kind):
+            by: dict[str, list[int]] = {}
+            for i, k in enumerate(self.kind):
+                if k != "op":
+                    by.setdefault(k, []).append(i)
+            idx = self._kind_index = (len(self.kind), by)
+        if "op" in kinds:
+            want = set(kinds)
+            return [i for i, k in enumerate(self.kind) if k in want]
+        if len(kinds) == 1:
+            return list(idx[1].get(kinds[0], []))
+        return sorted(i for k in kinds for i in idx[1].get(k, []))
 
     def node_attrs(self, i: int) -> dict[str, Any]:
         """The documented attribute dict of node ``i`` (JSON-ready)."""

@@ -431,14 +431,15 @@ class _Walker:
         """
         if not self.check_freed:
             return
-        fn_of, freed = self.fn_of, self.g.freed
-        ops = [v for v, k in enumerate(self.kind) if k == "op"]
-        sample = ops if len(ops) <= 20_000 else ops[:20_000] + ops[20_000::16]
+        fn_of, freed, kind = self.fn_of, self.g.freed, self.kind
+        n = len(kind)
+        head = range(min(n, 20_000))
+        sample = [v for v in (list(head) + list(range(20_000, n, 16))) if kind[v] == "op"]
         for v in sample:
             if is_freed(fn_of[v]):
                 freed.add(v)
-        if freed and len(sample) < len(ops):
-            for v in ops:
+        if freed and n > 20_000:
+            for v in [v for v, k in enumerate(kind) if k == "op"]:
                 if v not in freed and is_freed(fn_of[v]):
                     freed.add(v)
 
@@ -446,12 +447,12 @@ class _Walker:
 def _infer_modules(g: ProbeGraph) -> None:
     """Tag an op with the module of the parameters it reads directly, when that is one module."""
     kinds, mods = g.kind, g.module
-    params = {v for v, k in enumerate(kinds) if k == "param" and mods[v] is not None}
+    params = {v for v in g.nodes_of_kind("param") if mods[v] is not None}
     if not params:
         return
     cand: dict[int, str | None] = {}
-    for s, d in zip(g.src, g.dst):
-        if s in params and kinds[d] == "op" and mods[d] is None:
+    for s, d in [(s, d) for s, d in zip(g.src, g.dst) if s in params]:
+        if kinds[d] == "op" and mods[d] is None:
             prev = cand.get(d, mods[s])
             cand[d] = mods[s] if prev == mods[s] else None
     for d, m in cand.items():

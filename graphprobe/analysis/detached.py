@@ -14,13 +14,13 @@ def unreached(g: ProbeGraph, masks: list[int] | None = None) -> list[int]:
     """
     masks = masks if masks is not None else loss_masks(g)
     big = len(g.kind)
-    out = [v for v, k in enumerate(g.kind) if k == "param" and masks[v] == 0 and v not in g.frozen]
+    out = [v for v in g.nodes_of_kind("param") if masks[v] == 0 and v not in g.frozen]
     return sorted(out, key=lambda v: (g.param_order.get(v, big), v))
 
 
 def reentry_leaves(g: ProbeGraph) -> list[int]:
     """Leaves that require grad but belong to no known module or optimizer. Complexity: O(V)."""
-    return [v for v, k in enumerate(g.kind) if k == "reentry_leaf"]
+    return g.nodes_of_kind("reentry_leaf")
 
 
 def frozen(g: ProbeGraph) -> list[int]:
