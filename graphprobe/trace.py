@@ -439,6 +439,13 @@ class _Mode(TorchFunctionMode):
     def _item(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
         prov = self._exit_prov(args[0], "item")
+        if prov is not None and isinstance(out, float) and out not in (0.0, 1.0, -1.0):
+            # Remembered by value too: float(v), round trips through strings or math lose the
+            # tag, and a torch.tensor() of the very same value is then linked as a guess.
+            recent = self.tr._recent_items
+            recent[out] = prov
+            if len(recent) > 64:
+                del recent[next(iter(recent))]
         return _track_scalar(out, prov) if prov is not None else out
 
     def _tolist(self, func: Any, args: Any, kwargs: Any) -> Any:
@@ -470,6 +477,15 @@ class _Mode(TorchFunctionMode):
         loc = user_location()
         if provs:
             prov = Provenance.merge(provs, name, loc)
+            if out.requires_grad and out.grad_fn is None:
+                self.tr._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
+            elif out.grad_fn is None:
+                self.tr._set_prov(out, prov)
+        elif self.tr._recent_items and type(args[:1] and args[0]) is float and args[0] in self.tr._recent_items:
+            # No tag, but the exact value an .item() exit produced: link it, marked as a guess.
+            p = self.tr._recent_items[args[0]]
+            prov = Provenance(p.kind, p.location, p.source_fns, p.source_params,
+                              p.chain + (("value match", None), (name, loc)), guess=True)
             if out.requires_grad and out.grad_fn is None:
                 self.tr._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
             elif out.grad_fn is None:
@@ -514,6 +530,7 @@ class Trace(contextlib.ContextDecorator):
         # are all kept.
         self._records: dict[tuple[Any, ...], list[CutRecord]] = {}
         self._closed: dict[int, CutRecord] = {}  # id(provenance) -> its cut (the record pins it)
+        self._recent_items: dict[float, Provenance] = {}  # last .item() values, for value matches
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
@@ -713,6 +730,7 @@ class Trace(contextlib.ContextDecorator):
             _ACTIVE = None
             self.active = False
             self._prov.clear()
+            self._recent_items.clear()
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:

@@ -464,3 +464,21 @@ def test_trace_is_a_decorator_too(nets):
     assert seen["active"]
     assert active_trace() is None
     assert len(r.cuts) == 1 and r.cuts[0]["kind"] == "numpy"
+
+
+def test_item_value_round_trip_is_linked_as_a_guess():
+    import graphprobe as gp
+
+    torch.manual_seed(0)
+    net1, net2 = nn.Linear(3, 1), nn.Linear(3, 3)
+    with gp.trace():
+        v = net1(torch.ones(2, 3)).mean().item()
+        plain = float(str(v))  # the tag is lost on the way through a string
+        scale = torch.tensor(plain)
+        loss = net2(torch.ones(2, 3) * scale).sum()
+        r = gp.probe(loss)
+    assert len(r.cuts) == 1
+    c = r.cuts[0]
+    assert c["kind"] == "item" and c["guess"] is True
+    assert "value match" in [s["op"] for s in c["chain"]]
+    assert "a guess" in r.to_text()
