@@ -190,6 +190,12 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
                         f"params={{{k!r}: ...}} holds a {type(v).__name__}; give nn.Modules or tensors."
                     )
         else:
+            if not isinstance(params, (list, tuple)):
+                from .errors import ProbeInputError
+
+                raise ProbeInputError(
+                    f"params= is a {type(params).__name__}; give a dict {{name: module or tensor}} "
+                    "or a list of nn.Modules.")
             mods = list(params)
             for i, m in enumerate(mods):
                 if isinstance(m, nn.Module):
@@ -230,6 +236,13 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
                             known.params[id(p)] = info
                         if k not in info.optimizers:
                             info.optimizers.append(k)
+    # Two parameters found under one name (a local and a global `net`): the second is "#2".
+    taken: set[str] = set()
     for i, info in enumerate(known.params.values()):
         info.order = i
+        base, k = info.name, 1
+        while info.name in taken:
+            k += 1
+            info.name = f"{base}#{k}"
+        taken.add(info.name)
     return known

@@ -73,7 +73,7 @@ def frame_tensors(frame: types.FrameType | None) -> tuple[dict[Any, str], dict[i
 
 
 def probe(*losses: Any, params: Any = None, names: Sequence[str] | Mapping[int, str] | None = None,
-          trace: Any = None, check_freed: bool = True) -> Report:
+          trace: Any = None, check_freed: bool = True, confirm: bool = False) -> Report:
     """Walk the graph behind ``losses`` and report reachability, sharing, detached leaves and cuts.
 
     Parameters
@@ -89,6 +89,12 @@ def probe(*losses: Any, params: Any = None, names: Sequence[str] | Mapping[int, 
         A recorder whose cuts to include; the active one is used when this is None.
     check_freed : bool
         Look for nodes whose saved tensors an earlier backward freed.
+    confirm : bool
+        When the graph holds a region graphprobe can't see inside (a custom
+        ``autograd.Function``, a ``torch.compile`` region), confirm what each loss reaches with
+        one ``torch.autograd.grad`` per loss. Off by default: that runs the user's backward
+        code and hooks (gradients are returned, never accumulated into ``.grad``; RNG state is
+        restored). ``graphprobe render`` confirms for free, from the script's own backward.
 
     Returns
     -------
@@ -115,7 +121,8 @@ def probe(*losses: Any, params: Any = None, names: Sequence[str] | Mapping[int, 
     flat = _check_losses(losses)
     frame = sys._getframe(1)
     try:
-        return build_report(flat, frame, params=params, names=names, trace=trace, check_freed=check_freed)
+        return build_report(flat, frame, params=params, names=names, trace=trace, check_freed=check_freed,
+                            confirm=confirm)
     finally:
         del frame
 
@@ -162,15 +169,18 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
             nm = names.get(i)
         elif names is not None and i < len(names):
             nm = names[i]
+        if nm is not None and not isinstance(nm, str):
+            raise ProbeInputError(f"names[{i}] is a {type(nm).__name__}; give the losses' names as strings.")
         nm = nm or name_of(t, namespaces) or f"loss[{i}]"
         roots.append(Root(nm, t, locations[i] if locations else None))
-    # Unique loss names: a second "loss" becomes "loss#2".
-    seen: dict[str, int] = {}
+    # Unique loss names: a second "loss" becomes "loss#2" (then "#3"... whatever is free).
+    taken: set[str] = set()
     for r in list(roots) + list(terms):
-        c = seen.get(r.name, 0) + 1
-        seen[r.name] = c
-        if c > 1:
-            r.name = f"{r.name}#{c}"
+        base, k = r.name, 1
+        while r.name in taken:
+            k += 1
+            r.name = f"{base}#{k}"
+        taken.add(r.name)
     fn_names, leaf_names = var_names if var_names is not None else frame_tensors(frame)
 
     from .trace import active_trace
@@ -201,8 +211,10 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     cut_pairs = _map_cuts(g, cut_records, res, known)
     truth: dict[int, set[int]] | None = None
     why_not = ""
-    if g.opaque and confirm is not False:
+    if g.opaque and (confirm or confirmed is not None):
         truth, why_not = _confirm(roots, known, res.leaf_node, confirmed, tr, list(g.opaque.values()))
+    elif g.opaque:
+        why_not = "pass confirm=True to confirm with a real torch.autograd.grad"
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
                      truth=truth, unconfirmed_why=why_not, masks=res.masks)
     del res, known, cut_records, sides, fn_names
@@ -229,7 +241,9 @@ def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],
         return None, "torch.autograd.grad can't see through a reentrant checkpoint without changing .grad"
     tensors = [t for _, t in params]
     pause = tr.paused() if tr is not None and hasattr(tr, "paused") else contextlib.nullcontext()
-    with pause:
+    devices = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+    # A custom backward may draw random numbers: the user's RNG streams come out unchanged.
+    with pause, torch.random.fork_rng(devices=devices):
         for i, root in enumerate(roots):
             try:
                 grads = torch.autograd.grad(root.tensor, tensors, allow_unused=True, retain_graph=True)

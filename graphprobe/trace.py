@@ -24,6 +24,7 @@ through numpy scalars, ``arr.tolist()``, ``math`` functions or string formatting
 from __future__ import annotations
 
 import contextlib
+import itertools
 import linecache
 import os
 import sys
@@ -113,6 +114,17 @@ def _ignored(loc: str | None) -> bool:
     return "graphprobe: ignore" in text
 
 
+_MAX_SOURCES = 16  # autograd nodes / exits one provenance remembers
+_MAX_CHAIN = 12  # operations one chain keeps: the first 8, "…", the last 3
+
+
+def _cap(chain: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, str | None], ...]:
+    """A chain no longer than _MAX_CHAIN (a loop can add one op per step forever)."""
+    if len(chain) <= _MAX_CHAIN:
+        return chain
+    return chain[:8] + (("…", None),) + chain[-3:]
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a grad-less value left autograd, and the operations it has been through since."""
@@ -133,7 +145,7 @@ class Provenance:
         if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
             k = kind
         return Provenance(k, self.location, self.source_fns, self.source_params,
-                          self.chain + ((op, location),), self.guess,
+                          _cap(self.chain + ((op, location),)), self.guess,
                           tuple(p.then(op, location, kind) for p in self.parts))
 
     @staticmethod
@@ -142,15 +154,20 @@ class Provenance:
               kind: str | None = None) -> "Provenance":
         """One provenance for an op that combined several tagged inputs."""
         first = provs[0] if provs else Provenance(kind or "no_grad", location)
-        fns = tuple(dict.fromkeys(fn for p in provs for fn in p.source_fns)) + extra_fns
-        params = tuple(p for pr in provs for p in pr.source_params) + extra_params
+        # Bounded: `acc = acc + x.detach().numpy()` in a loop merges one more exit each step.
+        fns = tuple(dict.fromkeys(fn for p in provs for fn in p.source_fns))[-_MAX_SOURCES:] + extra_fns
+        params = (tuple(p for pr in provs for p in pr.source_params) + extra_params)[-_MAX_SOURCES:]
         k = max((p.kind for p in provs), key=lambda x: _KIND_RANK.get(x, -1)) if provs else (kind or "no_grad")
         if kind is not None and _KIND_RANK.get(kind, -1) > _KIND_RANK.get(k, -1):
             k = kind
-        flat = [q for p in provs for q in (p.parts or (p,))]
-        exits = {(q.location, tuple(id(f) for f in q.source_fns)) for q in flat}
-        parts = tuple(q.then(op, location, kind) for q in flat) if len(exits) > 1 else ()
-        return Provenance(k, first.location, fns, params, first.chain + ((op, location),),
+        # One part per exit site (the latest one), at most _MAX_SOURCES of them.
+        by_exit: dict[Any, Provenance] = {}
+        for q in (q for p in provs for q in (p.parts or (p,))):
+            by_exit.pop(q.location, None)
+            by_exit[q.location] = q
+        flat = list(by_exit.values())[-_MAX_SOURCES:]
+        parts = tuple(q.then(op, location, kind) for q in flat) if len(flat) > 1 else ()
+        return Provenance(k, first.location, fns, params, _cap(first.chain + ((op, location),)),
                           any(p.guess for p in provs), parts)
 
 
@@ -202,8 +219,34 @@ def _fmt_operand(x: Any) -> str:
     return ""
 
 
+_KEYS = itertools.count(1)
+_MAX_TAGGED = 256  # live tags per trace; an older tagged value loses its tag (bounded memory)
+
+
+def _tag(prov: "Provenance") -> int:
+    """A key for ``prov`` in the active trace's registry (0 when no trace records).
+
+    Tagged values carry only this integer, never the provenance itself: the provenance holds
+    autograd nodes, and a float in a user's loss history must not keep a graph alive, nor stop
+    pickling. The registry is emptied when the trace ends.
+    """
+    tr = _ACTIVE
+    if tr is None:
+        return 0
+    key = next(_KEYS)
+    reg = tr._tagged
+    reg[key] = prov
+    if len(reg) > _MAX_TAGGED:
+        del reg[next(iter(reg))]
+    return key
+
+
 def _get_prov(x: Any) -> "Provenance | None":
-    return getattr(x, "_gp_prov", None) if isinstance(x, (TrackedArray, TrackedFloat, TrackedInt)) else None
+    if not isinstance(x, (TrackedArray, TrackedFloat, TrackedInt)):
+        return None
+    tr = _ACTIVE
+    key = getattr(x, "_gp_key", 0)
+    return tr._tagged.get(key) if tr is not None and key else None
 
 
 def _unwrap(x: Any) -> Any:
@@ -236,10 +279,17 @@ def _collect(x: Any, out: list["Provenance"], budget: int = 4096) -> None:
 class TrackedArray(np.ndarray):
     """An ``ndarray`` that remembers where its data left autograd. Numerics are plain numpy's."""
 
-    _gp_prov: Provenance | None = None
+    _gp_key: int = 0
 
     def __array_finalize__(self, obj: Any) -> None:
-        self._gp_prov = getattr(obj, "_gp_prov", None)
+        self._gp_key = getattr(obj, "_gp_key", 0)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Saved, pickled and torch.save'd as the plain ndarray it is.
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
+    def __reduce__(self) -> Any:
+        return self.view(np.ndarray).__reduce__()
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         provs = [p for p in (_get_prov(i) for i in inputs) if p is not None]
@@ -268,7 +318,7 @@ class TrackedArray(np.ndarray):
 def _wrap_result(result: Any, prov: Provenance) -> Any:
     if isinstance(result, np.ndarray):
         out = result.view(TrackedArray)
-        out._gp_prov = prov
+        out._gp_key = _tag(prov)
         return out
     if isinstance(result, tuple):
         return tuple(_wrap_result(r, prov) for r in result)
@@ -281,8 +331,11 @@ def _scalar_op(name: str, symbol: str) -> Callable[..., Any]:
         res = getattr(base, name)(self, *other)
         if res is NotImplemented or _ACTIVE is None:
             return res
+        prov = _get_prov(self)
+        if prov is None:
+            return res
         operand = _fmt_operand(other[0]) if other else ""
-        return _track_scalar(res, self._gp_prov.then(f"{symbol} {operand}".strip(), user_location()))
+        return _track_scalar(res, prov.then(f"{symbol} {operand}".strip(), user_location()))
 
     op.__name__ = name
     return op
@@ -296,15 +349,21 @@ _SCALAR_OPS = {
 
 
 class TrackedFloat(float):
-    """A float from ``.item()`` that remembers where it left autograd."""
+    """A float from ``.item()`` that remembers where it left autograd (pickles as a float)."""
 
-    _gp_prov: Provenance
+    _gp_key: int = 0
+
+    def __reduce__(self) -> Any:
+        return (float, (float(self),))
 
 
 class TrackedInt(int):
-    """An int from ``.item()`` that remembers where it left autograd."""
+    """An int from ``.item()`` that remembers where it left autograd (pickles as an int)."""
 
-    _gp_prov: Provenance
+    _gp_key: int = 0
+
+    def __reduce__(self) -> Any:
+        return (int, (int(self),))
 
 
 for _n, _s in _SCALAR_OPS.items():
@@ -324,7 +383,7 @@ def _track_scalar(v: Any, prov: Provenance) -> Any:
         out = TrackedInt(v)
     else:
         return v  # bool, complex: left as they are
-    out._gp_prov = prov
+    out._gp_key = _tag(prov)
     return out
 
 
@@ -531,6 +590,7 @@ class Trace(contextlib.ContextDecorator):
         self._records: dict[tuple[Any, ...], list[CutRecord]] = {}
         self._closed: dict[int, CutRecord] = {}  # id(provenance) -> its cut (the record pins it)
         self._recent_items: dict[float, Provenance] = {}  # last .item() values, for value matches
+        self._tagged: dict[int, Provenance] = {}  # key -> provenance of tagged arrays and scalars
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
@@ -731,6 +791,7 @@ class Trace(contextlib.ContextDecorator):
             self.active = False
             self._prov.clear()
             self._recent_items.clear()
+            self._tagged.clear()
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
@@ -804,8 +865,14 @@ class Trace(contextlib.ContextDecorator):
 def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Wrap ``np.asarray``-like functions, which return a plain ndarray, so the tag survives."""
 
-    def keep(a: Any, *args: Any, **kwargs: Any) -> Any:
-        out = orig(_unwrap(a), *args, **kwargs)
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        if args:
+            a = args[0]
+            out = orig(_unwrap(a), *args[1:], **kwargs)
+        else:  # np.array(object=x) / np.asarray(a=x)
+            name_ = "object" if "object" in kwargs else "a"
+            a = kwargs.get(name_)
+            out = orig(**{**kwargs, name_: _unwrap(a)})
         tr = _ACTIVE
         if tr is None or threading.get_ident() != tr._thread:
             return out

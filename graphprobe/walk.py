@@ -6,6 +6,7 @@ are held in a local dict only while walking; what the graph keeps is strings and
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -44,53 +45,48 @@ def opaque_kind(fn: Any) -> str | None:
 _FREED_TEXT = "backward through the graph a second time"
 
 
-def _saved_tensor_attrs(fn: Any) -> tuple[str, ...]:
+def _raw_saved_attrs(fn: Any) -> tuple[str, ...]:
     t = type(fn)
     attrs = _SAVED_ATTRS.get(t)
     if attrs is None:
-        attrs = tuple(a for a in dir(t) if a.startswith("_saved_"))
+        attrs = tuple(a for a in dir(t) if a.startswith("_raw_saved_"))
         _SAVED_ATTRS[t] = attrs
     return attrs
 
 
-#: node type -> the one ``_saved_*`` attribute that holds a tensor ("" when none does)
-_TENSOR_ATTR: dict[type, str] = {}
-
-
 def is_freed(fn: Any) -> bool:
-    """True when reading one of ``fn``'s saved tensors raises because a backward freed it.
+    """True when an earlier backward freed ``fn``'s saved tensors.
 
-    Complexity: O(1) attribute reads once the node's type is known (the first node of a type
-    finds which ``_saved_*`` attribute holds a tensor).
+    Reads the *raw* saved slots (``_raw_saved_*``), which never run a saved-tensor unpack hook:
+    reading ``_saved_*`` would, and under ``torch.utils.checkpoint`` that re-runs the user's
+    forward (BatchNorm statistics included). A live slot holds data (a tensor, or whatever a
+    pack hook made); a freed one holds None. When every slot is empty, the node was freed or
+    never saved anything, and the plain read, with nothing packed to unpack, tells which.
+
+    Complexity: O(k) for the k saved slots of the node's type.
     """
-    t = type(fn)
-    attr = _TENSOR_ATTR.get(t)
-    if attr is not None:
-        if not attr:
-            return False
+    attrs = _raw_saved_attrs(fn)
+    if not attrs:
+        return False
+    for a in attrs:
         try:
-            getattr(fn, attr)
+            r = getattr(fn, a)
         except RuntimeError as e:
             return _FREED_TEXT in str(e)
         except Exception:
+            continue
+        if isinstance(r, (list, tuple)):
+            r = r[0] if r else None
+        if r is not None and getattr(r, "data", None) is not None:
             return False
-        return False
-    for a in _saved_tensor_attrs(fn):
+    for a in attrs:
         try:
-            v = getattr(fn, a)
+            getattr(fn, "_saved_" + a[len("_raw_saved_"):])
         except RuntimeError as e:
             if _FREED_TEXT in str(e):
-                _TENSOR_ATTR[t] = a
                 return True
-            continue
         except Exception:
             continue
-        if isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list)) and v and isinstance(v[0], torch.Tensor)):
-            _TENSOR_ATTR[t] = a
-            return False
-    # No saved tensor here; but an optional one (None now) may hold one for another node.
-    if not any(getattr(fn, a, None) is None for a in _saved_tensor_attrs(fn)):
-        _TENSOR_ATTR[t] = ""
     return False
 
 
@@ -213,17 +209,22 @@ def ensure_stack_for_free(n_nodes: int) -> None:
     deleter. Freeing a walked chain of ~80,000 nodes then overflows the default 8 MiB stack and
     the user's process dies with a segfault when the graph goes out of scope. Linux grows the
     main thread's stack up to the *current* soft limit, so raising it (never lowering it, never
-    past the hard limit) makes the later free safe. It changes nothing else: glibc sized thread
-    stacks at start-up. Complexity: O(1).
+    past the hard limit, at most 512 MiB) makes the later free safe.
+
+    What else it changes: this process's threads keep the stack size glibc gave them at
+    start-up, but processes started afterwards (subprocesses, spawned DataLoader workers)
+    inherit the raised soft limit and size their own threads' stacks from it (virtual address
+    space, not memory). Set ``GRAPHPROBE_NO_STACK_RAISE=1`` to leave the limit alone.
+    Complexity: O(1).
     """
-    if n_nodes < 20_000:
+    if n_nodes < 20_000 or os.environ.get("GRAPHPROBE_NO_STACK_RAISE"):
         return
     try:
         import resource
     except ImportError:  # not on Linux/macOS: nothing to do
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    need = min(_STACK_PER_NODE * n_nodes + (16 << 20), 1 << 30)
+    need = min(_STACK_PER_NODE * n_nodes + (16 << 20), 512 << 20)
     if soft == resource.RLIM_INFINITY or soft >= need:
         return
     new = need if hard == resource.RLIM_INFINITY else min(hard, need)
@@ -281,6 +282,12 @@ class _Walker:
         if is_acc:
             variable = fn.variable
             vid = id(variable)
+            seen = self.leaf_node.get(vid)
+            if seen is not None:  # the same leaf, met first as a loss (probe(p, p * 3))
+                self.fn_node[fn] = seen
+                self.fn_of[seen] = fn
+                self.masks[seen] |= mask
+                return seen
             info = self.known.params.get(vid)
             if info is not None:
                 nid = self._append("param", info.name, "AccumulateGrad", info.module, info.name, fn, mask)

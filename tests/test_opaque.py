@@ -106,7 +106,9 @@ def test_custom_function_returning_none_is_confirmed():
     opt = torch.optim.SGD(list(first.parameters()) + list(second.parameters()), lr=0.1)
     x = torch.ones(2, 3)
     loss = NoGradForInput.apply(first(x), second(x)).sum()
-    r = probe(loss)
+    unconfirmed = probe(loss)
+    assert unconfirmed.opaque[0]["confirmed"] is False and "confirm=True" in unconfirmed.opaque[0]["reason"]
+    r = probe(loss, confirm=True)
     assert [o["kind"] for o in r.opaque] == ["custom"]
     named = [(f"first.{n}", p) for n, p in first.named_parameters()] + \
             [(f"second.{n}", p) for n, p in second.named_parameters()]
