@@ -27,18 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .graph import ProbeGraph
+from .locations import short_location as _short
 
 __all__ = ["Report", "SCHEMA_VERSION", "SEVERITIES"]
 
 SCHEMA_VERSION = 1
 SEVERITIES = ("error", "warning", "info")
-
-
-def _short(loc: str | None) -> str:
-    if not loc:
-        return "?"
-    path, _, line = loc.rpartition(":")
-    return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
 
 
 def _join(names: list[str], limit: int = 4) -> str:

@@ -39,6 +39,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import walk as _walk
 from .errors import GraphprobeError
+from .locations import split_location
 
 __all__ = [
     "trace",
@@ -95,23 +96,9 @@ def user_location(depth: int = 1) -> str | None:
     return None
 
 
-def short_location(loc: str | None) -> str | None:
-    """``/a/b/cor.py:17`` -> ``cor.py:17``."""
-    if not loc:
-        return loc
-    path, _, line = loc.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
-
-
 def _ignored(loc: str | None) -> bool:
-    if not loc:
-        return False
-    path, _, line = loc.rpartition(":")
-    try:
-        text = linecache.getline(path, int(line))
-    except ValueError:
-        return False
-    return "graphprobe: ignore" in text
+    path, line = split_location(loc)
+    return line is not None and "graphprobe: ignore" in linecache.getline(path, line)
 
 
 _MAX_SOURCES = 16  # autograd nodes / exits one provenance remembers

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import GraphprobeError
 from ..graph import ProbeGraph
+from ..locations import short_location
 from ..report import Report
 
 __all__ = ["DotOptions", "to_dot", "quote"]
@@ -364,7 +365,7 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
     head = " → ".join(chain) if chain else f"cut ({cut.get('kind') or 'outside autograd'})"
     where = str(cut.get("location") or "")
     # The file's name is enough on the picture; the tooltip keeps the whole path.
-    label = head + ("\n" + where.replace("\\", "/").rsplit("/", 1)[-1] if where else "")
+    label = head + ("\n" + short_location(where) if where else "")
     if "_" in edge_id:
         label = ""  # a cut out of a no_grad block has an edge per parameter: label the first only
     tip = [f"CUT: {head}" + (f" at {where}" if where else "")]

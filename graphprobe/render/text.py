@@ -7,17 +7,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..report import Report
 
+from ..locations import short_location as _short
+
 __all__ = ["render_text"]
 
 _COLORS = {"error": "\033[31;1m", "warning": "\033[33m", "info": "\033[36m", "bold": "\033[1m", "dim": "\033[2m"}
 _RESET = "\033[0m"
-
-
-def _short(loc: str | None) -> str:
-    if not loc:
-        return "?"
-    path, _, line = loc.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
 
 
 def render_text(report: "Report", color: bool = False) -> str:
