@@ -1,7 +1,6 @@
 """``assert_grad_flow``: a one-line check, for the tests of training code, that gradient flows."""
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -9,7 +8,8 @@ import torch
 from torch import nn
 
 from .errors import ProbeInputError
-from .names import frame_namespaces, name_of
+from .locations import short_location
+from .names import collect_known, frame_namespaces, name_of
 from .probe import _check_losses, build_report
 
 __all__ = ["assert_grad_flow"]
@@ -24,10 +24,13 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
         The loss, before its backward.
     *targets : nn.Module or torch.Tensor
         Modules (all their trainable parameters) or parameters that must receive a gradient.
-        With none, every parameter of the modules in the caller's frame.
+        With none, every parameter of the modules (and optimizers) in the caller's frame.
 
     Raises
     ------
+    ProbeInputError
+        A target is not a module or a tensor, or, with no targets, the caller's frame holds no
+        parameters to check.
     AssertionError
         Listing each starved parameter, the optimizers that hold it, and the cut that starved it
         (when a :func:`graphprobe.trace` was recording).
@@ -47,21 +50,44 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
     frame = sys._getframe(1)
     try:
         params: dict[str, Any] | None = None
+        checked: set[str] | None = None  # the report names of the targets' parameters
         if targets:
             namespaces = frame_namespaces(frame)
-            params = {}
+            ids: set[int] = set()
+            names: list[str] = []
             for i, t in enumerate(targets):
                 if not isinstance(t, (nn.Module, torch.Tensor)):
                     raise ProbeInputError(
                         f"assert_grad_flow target {i} is a {type(t).__name__}; give nn.Modules or parameters.")
-                nm = name_of(t, namespaces) or (type(t).__name__.lower() if isinstance(t, nn.Module) else f"param[{i}]")
+                names.append(name_of(t, namespaces)
+                             or (type(t).__name__.lower() if isinstance(t, nn.Module) else f"param[{i}]"))
+            # Two targets of one name (m.enc and m.dec are both "linear") each keep their own: the
+            # target index is appended to each (linear0, linear1), then "#2"... until it is free.
+            params = {}
+            for i, (nm, t) in enumerate(zip(names, targets)):
+                if names.count(nm) > 1:
+                    nm = f"{nm}{i}"
+                base, k = nm, 1
+                while nm in params:
+                    k += 1
+                    nm = f"{base}#{k}"
                 params[nm] = t
+                if isinstance(t, nn.Module):
+                    ids.update(id(p) for p in t.parameters())
+                else:
+                    ids.add(id(t))
+            # The same names the report gets (collect_known is deterministic): decide by identity,
+            # not by name prefix, which other parameters (an optimizer's, "net.weight#2") may share.
+            checked = {info.name for pid, info in collect_known(frame, params).params.items() if pid in ids}
         report = build_report([loss], frame, params=params, names=["loss"])
     finally:
         del frame
+    if checked is None and not report.params:
+        raise ProbeInputError("assert_grad_flow found no parameters to check: pass the modules or parameters, "
+                              "e.g. assert_grad_flow(loss, model)")
     reached = set(report.reaches.get("loss", []))
     starved = [p for p in report.params if not p["frozen"] and p["name"] not in reached
-               and (params is None or _belongs(p["name"], params))]
+               and (checked is None or p["name"] in checked)]
     if not starved:
         return
     detached = {d["name"]: d for d in report.detached}
@@ -75,14 +101,10 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
             c = report.cuts[cut_i]
             chain = " -> ".join(s["op"] for s in c["chain"])
             loc = c["location"] or "?"
-            line += f": cut at {os.path.basename(loc.rsplit(':', 1)[0])}:{loc.rsplit(':', 1)[-1]} ({chain})"
+            line += f": cut at {short_location(loc)} ({chain})"
         elif report.opaque and d and d["severity"] == "info":
             line += ": can't tell, the graph holds a region graphprobe can't see inside"
         lines.append(line)
     if not report.cuts:
         lines.append("(run the forward inside graphprobe.trace() to see where the graph was cut)")
     raise AssertionError("\n".join(lines))
-
-
-def _belongs(name: str, params: dict[str, Any]) -> bool:
-    return any(name == k or name.startswith(k + ".") for k in params)

@@ -1,12 +1,13 @@
 """The command line: ``graphprobe render`` and ``graphprobe check``; ``main(argv) -> int``.
 
 Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding;
-2 bad usage; 3 the script is missing, broken, or raised before its first backward; 4 the script
-never called backward; 5 the output could not be written; 6 the script's backward raised (the
-report is still written); 130 interrupted. A script that raises after its first backward has had
-its step captured: the report is written and carries the error as a ``script_error`` finding (a
-DDP unused-parameter error that the report's unreached parameters explain becomes a note), and
-``render`` exits 0 (``check`` exits 1, since the finding is an error).
+2 bad usage; 3 the script is missing, broken, or raised (or exited with a non-zero status) before
+its first backward; 4 the script never called backward; 5 the output could not be written; 6 the
+script's backward raised (the report is still written); 130 interrupted (after the first
+backward, the report of what was captured is still written). A script that raises after its
+first backward has had its step captured: the report is written and carries the error as a
+``script_error`` finding (a DDP unused-parameter error that the report's unreached parameters
+explain becomes a note), and ``render`` exits 0 (``check`` exits 1, since the finding is an error).
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs the script and writes its own file,
 ``.rank{RANK}`` put before the extension (``-o out.json`` gives ``out.rank0.json``,
@@ -35,7 +36,12 @@ the graph of its first training step.
 example:
   graphprobe render cor.py -o cor.svg
   graphprobe render train.py --epochs 1 -o graph.json     # script args pass through
-  graphprobe render train.py -- -o this_goes_to_the_script
+  graphprobe render train.py -- -o this_goes_to_the_script --depth 50
+
+graphprobe's own options (-o/--output, --steps, --title, --budget, --depth, --expand,
+--keep-running, -q/--quiet, --no-color) are taken wherever they appear, before or after SCRIPT;
+every other argument after SCRIPT goes to the script. To give the script an option that has
+one of these names, put it after `--`: everything after `--` goes to the script untouched.
 
 The output format follows the extension: .svg .png .dot .json .txt .html; `-o -` prints the text
 report. Without -o, SCRIPT's name with .svg is written in the current folder and the text report
@@ -49,6 +55,9 @@ backward that will fail), else 0: use it to gate CI.
 
 example:
   graphprobe check cor.py && echo "gradient flows"
+
+As with render, graphprobe's own options are taken wherever they appear; everything after `--`
+goes to the script untouched.
 """
 
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
@@ -218,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(msg: str) -> None:
         progress_mod.note(msg.removeprefix("graphprobe: "))
 
+    # Where to write, fixed before the script runs: the script may change directory.
+    path = output or _rank_path(os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
+    dest = os.path.abspath(path)
     try:
         res = run_script(RunOptions(args.script, script_args, steps=args.steps,
                                     keep_running=args.keep_running, progress=progress))
@@ -232,14 +244,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if lead:
                     sys.stdout.write(report.to_text(color=color))
             else:
-                path = output or _rank_path(os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
-                write_report(report, path, args.title, depth=args.depth, expand=tuple(args.expand),
+                write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
                 if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
                 each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
                 progress(f"graphprobe: wrote {path}{each}")
             code = 0
+        if res.interrupted:
+            print(f"{tag} interrupted; the report covers the backward calls made before it", file=sys.stderr)
+            return 130
         if res.backward_failed:
             return EXIT_BACKWARD_FAILED
         return code

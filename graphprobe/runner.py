@@ -20,15 +20,18 @@ import os
 import re
 import runpy
 import sys
+import threading
+import tokenize
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
+from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
 from .names import frame_namespaces, name_of
-from .probe import build_report, frame_tensors
+from .probe import FIX_FREED, build_report, frame_tensors
 from .report import Report
 from .trace import Trace, TraceSnapshot, _is_user_file, user_frame, user_location
 from .walk import Root
@@ -38,6 +41,9 @@ __all__ = ["RunOptions", "RunResult", "run_script"]
 _TWICE = "backward through the graph a second time"
 _NO_GRAD = "does not require grad"
 _DDP_UNUSED = "Expected to have finished reduction in the prior iteration"
+# What backward/grad take as one root rather than a sequence of them (GradientEdge: torch >= 2.2).
+_ONE_ROOT: tuple[type, ...] = (torch.Tensor,) + tuple(
+    t for t in (getattr(torch.autograd.graph, "GradientEdge", None),) if t is not None)
 
 
 class _StopCapture(BaseException):
@@ -63,6 +69,7 @@ class RunResult:
     backward_failed: bool = False
     script_exit: int | None = None
     stopped_early: bool = False
+    interrupted: bool = False  # Ctrl-C after the first backward: the report covers what was captured
 
 
 @dataclass
@@ -70,7 +77,6 @@ class _Call:
     site: str | None
     roots: list[Root]
     retain: bool
-    frame_names: dict[str, Any]
     reached: set[int] | None = None  # id() of the parameters the real backward reached
 
 
@@ -101,21 +107,24 @@ class _Capture:
         orig_ab = torch.autograd.backward
         orig_grad = torch.autograd.grad
 
+        # Positions after the first argument: Tensor.backward(gradient, retain_graph, create_graph,
+        # inputs); autograd.backward(grad_tensors, retain_graph, create_graph, grad_variables,
+        # inputs); autograd.grad(inputs, grad_outputs, retain_graph, create_graph, ...).
         def tensor_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            return cap.around([self], kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
+            return cap.around([self], _retain(args, kwargs, 1, 2),
                               lambda: orig_tb(self, *args, **kwargs),
-                              confirmable=kwargs.get("inputs", args[3] if len(args) > 3 else None) is None)
+                              confirmable=_arg(args, kwargs, "inputs", 3, None) is None)
 
         def autograd_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            ts = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
-            return cap.around(ts, kwargs.get("retain_graph", args[1] if len(args) > 1 else None),
+            tensors, ts = _materialise(tensors)  # a generator is read once, here, and passed on as a tuple
+            return cap.around(ts, _retain(args, kwargs, 1, 2),
                               lambda: orig_ab(tensors, *args, **kwargs),
-                              confirmable=kwargs.get("inputs") is None)
+                              confirmable=_arg(args, kwargs, "inputs", 4, None) is None)
 
         def autograd_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
             # grad() computes only its inputs' gradients: parameter hooks can't confirm anything.
-            ts = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-            return cap.around(ts, kwargs.get("retain_graph", args[2] if len(args) > 2 else None),
+            outputs, ts = _materialise(outputs)
+            return cap.around(ts, _retain(args, kwargs, 2, 3),
                               lambda: orig_grad(outputs, *args, **kwargs), confirmable=False)
 
         for owner, name, new in ((torch.Tensor, "backward", tensor_backward),
@@ -131,7 +140,8 @@ class _Capture:
 
     # -- one backward call --------------------------------------------------------------
     def around(self, tensors: list[Any], retain: Any, run: Callable[[], Any], confirmable: bool = True) -> Any:
-        if self.depth or self.done:
+        # Another thread's backward (a data loader's, a helper's) is not the step being recorded.
+        if self.depth or self.done or not self.tr.active or threading.get_ident() != self.tr._thread:
             return run()
         self.depth += 1
         try:
@@ -185,7 +195,7 @@ class _Capture:
                         and v.grad_fn is not None and id(v) not in ids
                         and all(id(v) != id(r.tensor) for r in self.terms)):
                     self.terms.append(Root(k, v, site))
-        self.calls.append(_Call(site, roots, retain, {}))
+        self.calls.append(_Call(site, roots, retain))
         self.frame = frame
         # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
         self.snapshot.add(self.tr)
@@ -258,9 +268,7 @@ class _Capture:
         loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"
         return {
             "kind": "backward_twice", "severity": "error", "location": site, "freed_by": freed_by,
-            "loss": loss, "nodes": [], "modules": [], "message": "",
-            "fix": ("sum the losses and call backward once ((loss1 + loss2).backward()), or pass "
-                    "retain_graph=True to the first backward"),
+            "loss": loss, "nodes": [], "modules": [], "message": "", "fix": FIX_FREED,
         }
 
     def _describe_twice(self, err: dict[str, Any], report: Report) -> None:
@@ -325,27 +333,22 @@ class _Capture:
             self.tr.__exit__(None, None, None)
 
 
-def _short(loc: str | None) -> str:
-    if not loc:
-        return "?"
-    path, _, line = loc.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
-
-
 def _source_expr(site: str | None) -> str | None:
     """``(loss1 + loss2)`` from a line ``(loss1 + loss2).backward()``."""
     if not site:
         return None
     path, _, line = site.rpartition(":")
-    text = linecache.getline(path, int(line)).strip()
+    try:
+        text = linecache.getline(path, int(line)).strip()
+    except ValueError:
+        return None
     m = re.match(r"^(.*?)\.backward\s*\(", text)
     return m.group(1).strip() if m else None
 
 
 def _user_traceback(exc: BaseException, script: str) -> str:
     """The script's own frames of a traceback, as ``file:line: code`` lines."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)
-              and "graphprobe" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
     last = frames[-3:]
     return "\n".join(f"  {os.path.basename(f.filename)}:{f.lineno}: {(f.line or '').strip()}" for f in last)
 
@@ -356,7 +359,10 @@ def run_script(opts: RunOptions) -> RunResult:
     Raises
     ------
     ScriptError
-        The script is missing, has a syntax error, or raised before its first backward.
+        The script is missing, has a syntax error, or raised (or exited with a non-zero status)
+        before its first backward.
+    KeyboardInterrupt
+        Ctrl-C before the first backward (after it, the result is returned with ``interrupted``).
     NoBackwardError
         The script ended without calling backward.
     """
@@ -366,20 +372,35 @@ def run_script(opts: RunOptions) -> RunResult:
                           f"e.g. graphprobe render train.py -o graph.svg")
     try:
         with open(script, "rb") as fh:
-            compile(fh.read(), script, "exec")
+            data = fh.read()
+        compile(data, script, "exec")
+        with tokenize.open(script) as fh:
+            lines = fh.readlines()
     except SyntaxError as e:
         raise ScriptError(f"graphprobe: {os.path.basename(script)} has a syntax error at line {e.lineno}: "
                           f"{e.msg}. Fix the script so that `python {script}` runs, then try again.") from None
     except (OSError, ValueError) as e:
         raise ScriptError(f"graphprobe: cannot read {script}: {e}") from None
 
-    old_argv, old_path0 = sys.argv, sys.path[0] if sys.path else None
+    # The script runs by the path it was given, so locations stay as the user wrote them
+    # (samples/cor.py:17). A relative path no longer resolves once the script changes directory:
+    # its lines are put in linecache under that path, for `# graphprobe: ignore` and tracebacks.
+    old_cwd = os.getcwd()
+    cached: tuple[Any, ...] | None = None
+    if not os.path.isabs(script):
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        cached = (len(data), None, lines, os.path.abspath(script))  # mtime None: checkcache keeps it
+        linecache.cache[script] = cached
+    old_argv = sys.argv
     sys.argv = [script, *opts.args]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    path_entry = os.path.dirname(os.path.abspath(script))
+    sys.path.insert(0, path_entry)
     tr = Trace()
     cap = _Capture(opts, tr)
     result_exit: int | None = None
-    stopped = False
+    exit_msg: str | None = None
+    stopped = interrupted = False
     failure: BaseException | None = None
     try:
         tr.__enter__()
@@ -391,8 +412,11 @@ def run_script(opts: RunOptions) -> RunResult:
         except SystemExit as e:
             code = e.code
             result_exit = code if isinstance(code, int) else (0 if code is None else 1)
+            exit_msg = None if code is None or isinstance(code, int) else str(code)
         except KeyboardInterrupt:
-            raise
+            if not cap.calls and cap.report is None:
+                raise
+            interrupted = True  # the backward calls so far are still reported
         except Exception as e:  # the script's own error
             failure = e
         cap.finish()
@@ -401,21 +425,35 @@ def run_script(opts: RunOptions) -> RunResult:
         if tr.active:
             tr.__exit__(None, None, None)
         sys.argv = old_argv
+        for i, entry in enumerate(sys.path):
+            if entry is path_entry:
+                del sys.path[i]
+                break
         try:
-            sys.path.remove(os.path.dirname(os.path.abspath(script)))
-        except ValueError:
+            os.chdir(old_cwd)
+        except OSError:
             pass
-        if old_path0 is not None and sys.path and sys.path[0] != old_path0 and old_path0 in sys.path:
-            pass
+        if cached is not None and linecache.cache.get(script) is cached:
+            del linecache.cache[script]
     if cap.report is None:
+        base = os.path.basename(script)
+        if interrupted:
+            raise KeyboardInterrupt
         if failure is not None:
             raise ScriptError(
-                f"graphprobe: {os.path.basename(script)} raised {type(failure).__name__} before its first "
+                f"graphprobe: {base} raised {type(failure).__name__} before its first "
                 f"backward: {failure}\n{_user_traceback(failure, script)}\n"
                 "Fix the script so that `python " + script + "` runs, then try again."
             ) from None
+        if result_exit:
+            raise ScriptError(
+                f"graphprobe: {base} exited with status {result_exit} before its first backward"
+                f"{': ' + exit_msg if exit_msg else ''}. Check that `python {script}"
+                f"{''.join(' ' + a for a in opts.args)}` runs (graphprobe keeps its own options, "
+                "such as -o and --steps, wherever they appear: pass the script's after --)."
+            )
         raise NoBackwardError(
-            f"graphprobe: {os.path.basename(script)} ran to its end without calling backward(), "
+            f"graphprobe: {base} ran to its end without calling backward(), "
             "torch.autograd.backward() or torch.autograd.grad(), so there was no graph to capture. "
             "Run a script that takes at least one training step."
         )
@@ -427,7 +465,10 @@ def run_script(opts: RunOptions) -> RunResult:
             "kind": "script_error", "severity": "error",
             "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
         })
-    return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped)
+    if interrupted:
+        report.notes.append("interrupted (Ctrl-C): the report covers the backward calls made before it")
+    return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped,
+                     interrupted=interrupted)
 
 
 def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
@@ -441,8 +482,7 @@ def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
     unreached = [d["name"] for d in report.detached if d["kind"] == "unreached"]
     if not unreached:
         return False
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)
-              and "graphprobe" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
     where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
     names = ", ".join(unreached[:4]) + (f" and {len(unreached) - 4} more" if len(unreached) > 4 else "")
     report.notes.append(
@@ -450,6 +490,28 @@ def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
         f"{names} got no gradient; the step was complete, so graphprobe ended it there"
     )
     return True
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, pos: int, default: Any) -> Any:
+    """Argument ``name`` of a wrapped call, by keyword or at ``pos`` in ``args``."""
+    if name in kwargs:
+        return kwargs[name]
+    return args[pos] if len(args) > pos else default
+
+
+def _retain(args: tuple[Any, ...], kwargs: dict[str, Any], retain_pos: int, create_pos: int) -> bool:
+    """Whether a backward keeps its graph: ``retain_graph``, which defaults to ``create_graph``."""
+    retain = _arg(args, kwargs, "retain_graph", retain_pos, None)
+    return bool(retain if retain is not None else _arg(args, kwargs, "create_graph", create_pos, False))
+
+
+def _materialise(tensors: Any) -> tuple[Any, list[Any]]:
+    """``(what to pass on, the tensors)``: an iterator is read once, into a tuple passed on instead."""
+    if isinstance(tensors, _ONE_ROOT):
+        return tensors, [tensors]
+    if not isinstance(tensors, (list, tuple)):
+        tensors = tuple(tensors)
+    return tensors, list(tensors)
 
 
 def _note(got: set[int], pid: int, grad: Any) -> None:

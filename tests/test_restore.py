@@ -327,7 +327,7 @@ SCRIPTS = {
     ("raise_after_backward.py", None, True),
     ("raise_before_backward.py", 3, False),
     ("interrupt_before_backward.py", 130, False),
-    ("interrupt_after_first_backward.py", 130, False),
+    ("interrupt_after_first_backward.py", 130, True),
     ("grad_twice.py", 6, True),
 ])
 def test_restored_after_render(pristine, tmp_path, monkeypatch, capsys, name, code, wrote):
