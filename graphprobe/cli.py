@@ -198,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.steps < 1:
         print("graphprobe: --steps must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
+    depth = getattr(args, "depth", None)
+    if getattr(args, "budget", 1) < 1 or (depth is not None and depth < 1):
+        print("graphprobe: --budget and --depth must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
     output = getattr(args, "output", None)
     rank = _rank()
     lead = rank is None or rank == 0  # the rank that prints the text report and progress

@@ -380,12 +380,11 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     rep.reaches = A.reaches(g, masks)
     big = len(g.kind)
     for v in sorted(g.nodes_of_kind("param"), key=lambda v: (g.param_order.get(v, big), v)):
-        if True:
-            m = g.meta.get(v)
-            rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
-                               "module": g.module[v], "optimizers": g.optimizers.get(v, []),
-                               "reached_by": A.reached_by(g, v, masks), "node": v,
-                               "frozen": v in g.frozen})
+        m = g.meta.get(v)
+        rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
+                           "module": g.module[v], "optimizers": g.optimizers.get(v, []),
+                           "reached_by": A.reached_by(g, v, masks), "node": v,
+                           "frozen": v in g.frozen})
     rep.components = A.components(g, masks)
     rep.shared = A.shared(g, masks)
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]

@@ -434,7 +434,7 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         tr = self.tr
-        if threading.get_ident() != tr._thread or tr._in_optimizer:
+        if threading.get_ident() != tr._thread or tr._paused:
             return func(*args, **kwargs)
         h = self.handlers.get(func)
         if h is not None:
@@ -589,7 +589,7 @@ class Trace(contextlib.ContextDecorator):
         self._handles: list[Any] = []
         self._patches: list[tuple[Any, str, Any]] = []
         self._thread = 0
-        self._in_optimizer = 0
+        self._paused = 0
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -608,11 +608,11 @@ class Trace(contextlib.ContextDecorator):
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Record nothing inside this block (graphprobe's own confirmation backward)."""
-        self._in_optimizer += 1
+        self._paused += 1
         try:
             yield
         finally:
-            self._in_optimizer -= 1
+            self._paused -= 1
 
     def clear(self) -> None:
         """Forget every record (and the autograd nodes they hold)."""
@@ -759,6 +759,11 @@ class Trace(contextlib.ContextDecorator):
     def __enter__(self) -> "Trace":
         global _ACTIVE
         if _ACTIVE is not None:
+            if _ACTIVE._thread != threading.get_ident():
+                raise GraphprobeError(
+                    "graphprobe.trace() is already recording in another thread: graphprobe records "
+                    "one thread at a time. Trace the thread that runs the training step."
+                )
             raise GraphprobeError(
                 "graphprobe.trace() is already active: nested traces are not supported. "
                 "Use the outer trace; probe() picks it up."
@@ -802,10 +807,7 @@ class Trace(contextlib.ContextDecorator):
                 self._patch(np, name, _np_keep_tag(getattr(np, name), name))
             mm = torch.nn.modules.module
             self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
-            try:
-                self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
-            except TypeError:  # torch < 2.1
-                self._handles.append(mm.register_module_forward_hook(self._post_hook))
+            self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
             from torch.optim import optimizer as optim_mod
 
             self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
@@ -826,7 +828,7 @@ class Trace(contextlib.ContextDecorator):
             owner, name, orig = self._patches.pop()
             setattr(owner, name, orig)
         self._modules.clear()
-        self._in_optimizer = 0
+        self._paused = 0
 
     def _pre_hook(self, module: Any, args: Any) -> None:
         if threading.get_ident() == self._thread:
@@ -842,11 +844,11 @@ class Trace(contextlib.ContextDecorator):
 
     def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() == self._thread:
-            self._in_optimizer += 1
+            self._paused += 1
 
     def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
-        if threading.get_ident() == self._thread and self._in_optimizer:
-            self._in_optimizer -= 1
+        if threading.get_ident() == self._thread and self._paused:
+            self._paused -= 1
 
 
 def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -903,5 +905,6 @@ def trace() -> Trace:
 
 
 def active_trace() -> Trace | None:
-    """The trace now recording, if any."""
-    return _ACTIVE
+    """The trace now recording in this thread, if any."""
+    tr = _ACTIVE
+    return tr if tr is not None and tr._thread == threading.get_ident() else None

@@ -47,3 +47,29 @@ def test_colours_on_a_tty_only(monkeypatch, sample):
     assert "\033[" in _check_output(monkeypatch, sample, tty=True, no_color=False)
     assert "\033[" not in _check_output(monkeypatch, sample, tty=False, no_color=False)
     assert "\033[" not in _check_output(monkeypatch, sample, tty=True, no_color=True)
+
+
+@pytest.mark.parametrize("flag", [["--budget", "0"], ["--depth", "0"], ["--steps", "0"]])
+def test_bad_numbers_are_usage_errors(flag, sample, capsys):
+    assert main(["render", sample("case1_sum.py"), "-o", "-", *flag]) == 2
+    assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_second_thread_cannot_start_a_trace_while_one_records():
+    import threading
+
+    errors = []
+
+    def other():
+        try:
+            with graphprobe.trace():
+                pass
+        except graphprobe.GraphprobeError as e:
+            errors.append(str(e))
+
+    with graphprobe.trace():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert graphprobe.trace.__module__  # still recording here
+    assert errors and "another thread" in errors[0]

@@ -17,7 +17,7 @@ def freed_nodes(g: ProbeGraph, masks: list[int] | None = None) -> list[dict]:
 
     Notes
     -----
-    Complexity: O(F) after the masks, F the number of freed nodes. Which nodes are freed is
+    Complexity: O(F x L) after the masks, F freed nodes and L losses. Which nodes are freed is
     found during the walk (:func:`graphprobe.walk.is_freed`).
     """
     masks = masks if masks is not None else loss_masks(g)

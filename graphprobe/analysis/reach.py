@@ -22,7 +22,7 @@ def loss_masks(g: ProbeGraph) -> list[int]:
 
     Notes
     -----
-    Complexity: O(V + E) word operations for up to 64 losses (Kahn's order from the losses
+    Complexity: O(V + E) bitset operations (one machine word up to 64 losses; Python ints beyond) (Kahn's order from the losses
     toward the leaves; a node is finished once all its consumers are). Cut edges are ignored:
     they are not autograd edges.
 
@@ -66,7 +66,7 @@ def _bits(mask: int) -> list[int]:
 
 
 def reached_by(g: ProbeGraph, node: int, masks: list[int] | None = None) -> list[str]:
-    """The names of the losses that reach ``node``. Complexity: O(1) given ``masks``."""
+    """The names of the losses that reach ``node``. Complexity: O(L) given ``masks``."""
     masks = masks if masks is not None else loss_masks(g)
     return [g.label[g.losses[i]] for i in _bits(masks[node])]
 

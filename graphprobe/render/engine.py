@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import LayoutEngineMissing, OutputError, LayoutTimeout
@@ -139,14 +138,6 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     return done.stdout
 
 
-def _new_file_mode() -> int:
-    # Read the umask (set-and-restore is the only portable way) so the final file gets the
-    # mode a plain open() would have given it, not mkstemp's 0600.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` all at once: a temporary file beside it, then :func:`os.replace`.
 
@@ -169,15 +160,27 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     tmp: str | None = None
     try:
         try:
-            mode = target.stat().st_mode & 0o7777
+            mode: int | None = target.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = _new_file_mode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+            mode = None
+        # O_EXCL with 0o666: the kernel applies the umask, so a new file gets the mode a plain
+        # open() would give it, without reading the umask (which would race other threads).
+        for attempt in range(100):
+            tmp = str(folder / f".{target.name}.{os.getpid()}.{attempt}.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                tmp = None
+                continue
+        else:
+            raise OSError(17, "could not create a temporary file beside it")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        if mode is not None:
+            os.chmod(tmp, mode)  # an existing file keeps its permissions
         os.replace(tmp, target)
         tmp = None
     except OSError as e:
