@@ -190,6 +190,7 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
                 if fn is not None:
                     w.walk_from(fn, 0)
         pending = rest
+    w.finish_columns()
     w.finish_freed()
     ensure_stack_for_free(len(g.kind))
     # Module tags where the recorder gave none: the module of the parameters an op reads directly.
@@ -257,19 +258,42 @@ class _Walker:
         self.leaf_node: dict[int, int] = {}
         self.fn_of: list[Any] = []  # node id -> autograd node (None for loss nodes)
         self.masks: list[int] = []
-        self.kind, self.label, self.op, self.module, self.name = g.kind, g.label, g.op, g.module, g.name
+        # While walking only three columns grow per node (op, fn_of, masks): most nodes are plain
+        # ops whose kind is "op", label is their op, and module and name are unknown. The rest
+        # keep their columns here, and finish_columns() fills the graph's columns in bulk.
+        self.op = g.op
+        self.extra: dict[int, tuple[str, str, str | None, str | None]] = {}
 
     def _append(self, kind: str, label: str, op: str | None, module: str | None, name: str | None,
                 fn: Any, mask: int) -> int:
-        nid = len(self.kind)
-        self.kind.append(kind)
-        self.label.append(label)
+        nid = len(self.op)
         self.op.append(op)
-        self.module.append(module)
-        self.name.append(name)
         self.fn_of.append(fn)
         self.masks.append(mask)
+        if kind != "op" or label != op or module is not None or name is not None:
+            self.extra[nid] = (kind, label, module, name)
         return nid
+
+    def finish_columns(self) -> None:
+        """Fill kind, label, module and name for every node (bulk list operations)."""
+        g = self.g
+        n = len(self.op)
+        g.kind[:] = ["op"] * n
+        g.label[:] = self.op
+        g.module[:] = [None] * n
+        g.name[:] = [None] * n
+        for nid, (kind, label, module, name) in self.extra.items():
+            g.kind[nid], g.label[nid], g.module[nid], g.name[nid] = kind, label, module, name
+        if TAGGED[0]:  # the recorder tagged ops with their module in grad_fn.metadata
+            known, fn_of, kind_col, mod_col = self.known, self.fn_of, g.kind, g.module
+            for v in range(n):
+                if kind_col[v] == "op" and mod_col[v] is None:
+                    mod_col[v] = _module_tag(fn_of[v], known)
+        fn_node = self.fn_node
+        for fn, nm in self.var_names.items():
+            v = fn_node.get(fn)
+            if v is not None and g.kind[v] == "op":
+                g.name[v] = nm
 
     def new(self, fn: Any, mask: int) -> int:
         """A node for autograd node ``fn``, reached by the losses in ``mask``."""
@@ -304,8 +328,7 @@ class _Walker:
             self.leaf_node[vid] = nid
         else:
             name = t.__name__
-            nid = self._append("op", name, name, _module_tag(fn, self.known) if TAGGED[0] else None,
-                               self.var_names.get(fn), fn, mask)
+            nid = self._append("op", name, name, None, None, fn, mask)
             if ti[1] is not None:
                 g.opaque[nid] = ti[1]
         self.fn_node[fn] = nid
@@ -326,17 +349,12 @@ class _Walker:
         nid = self.new(fn, bit)
         g = self.g
         src_append, dst_append = g.src.append, g.dst.append
-        kind_a, label_a, op_a = self.kind.append, self.label.append, self.op.append
-        module_a, name_a = self.module.append, self.name.append
-        fn_of_a, mask_a = self.fn_of.append, masks.append
-        var_get = self.var_names.get
+        op_a, fn_of_a, mask_a = self.op.append, self.fn_of.append, masks.append
         new = self.new
-        tagged = TAGGED[0]
-        known = self.known
         type_info = _TYPE_INFO
         stack = [fn]
         pop, push = stack.pop, stack.append
-        n = len(self.kind)
+        n = len(self.op)
         while stack:
             f = pop()
             me = fn_node[f]
@@ -347,20 +365,16 @@ class _Walker:
                 if n2 is None:
                     ti = type_info.get(type(nxt))
                     if ti is not None and ti[1] is None:
-                        # A plain op (not a leaf, not opaque): the common case, inline.
+                        # A plain op (not a leaf, not opaque): the common case, three appends.
                         n2 = n
                         n += 1
-                        kind_a("op")
-                        label_a(ti[0])
                         op_a(ti[0])
-                        module_a(_module_tag(nxt, known) if tagged else None)
-                        name_a(var_get(nxt))
                         fn_of_a(nxt)
                         mask_a(bit)
                         fn_node[nxt] = n2
                     else:
                         n2 = new(nxt, bit)
-                        n = len(self.kind)
+                        n = len(self.op)
                     push(nxt)
                 elif bit and not masks[n2] & bit:
                     self.propagate(n2, bit)
@@ -438,7 +452,7 @@ class _Walker:
         """
         if not self.check_freed:
             return
-        fn_of, freed, kind = self.fn_of, self.g.freed, self.kind
+        fn_of, freed, kind = self.fn_of, self.g.freed, self.g.kind
         n = len(kind)
         head = range(min(n, 20_000))
         sample = [v for v in (list(head) + list(range(20_000, n, 16))) if kind[v] == "op"]
@@ -457,8 +471,14 @@ def _infer_modules(g: ProbeGraph) -> None:
     params = {v for v in g.nodes_of_kind("param") if mods[v] is not None}
     if not params:
         return
+    import numpy as np  # noqa: PLC0415  (numpy is a dependency; imported where it pays)
+
+    src = np.asarray(g.src, dtype=np.int64)
+    hits = np.nonzero(np.isin(src, np.fromiter(params, dtype=np.int64, count=len(params))))[0]
+    dst = g.dst
     cand: dict[int, str | None] = {}
-    for s, d in [(s, d) for s, d in zip(g.src, g.dst) if s in params]:
+    for e in hits.tolist():  # only the edges out of parameters, found in one vectorised pass
+        s, d = int(src[e]), dst[e]
         if kinds[d] == "op" and mods[d] is None:
             prev = cand.get(d, mods[s])
             cand[d] = mods[s] if prev == mods[s] else None

@@ -73,15 +73,14 @@ def components(g: ProbeGraph, masks: list[int] | None = None) -> list[dict[str, 
             for s, d in zip(g.src, g.dst):
                 if not masks[s] or not masks[d]:
                     union(rep(s), rep(d))
-    touched = [False] * n
-    for s, d in zip(g.src, g.dst):
-        touched[s] = touched[d] = True
+    # A parameter feeds ops, so it has an edge exactly when it is some edge's source.
+    touched = set(g.src)
     groups: dict[Any, dict[str, list[str]]] = {}
     order: list[Any] = []
     for v, k in enumerate(g.kind):
         if k not in ("loss", "param") or v in g.frozen:
             continue
-        if k == "param" and not touched[v] and g.module[v]:
+        if k == "param" and v not in touched and g.module[v]:
             r: Any = ("module", g.module[v].split(".")[0])
         elif masks is not None and masks[v]:
             r = _find(parent, n + (masks[v] & -masks[v]).bit_length() - 1)

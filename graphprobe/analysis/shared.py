@@ -23,6 +23,8 @@ def shared(g: ProbeGraph, masks: list[int] | None = None) -> list[dict[str, list
     -----
     Complexity: O(V + E) after the masks (one iterative flood fill per piece).
     """
+    if len(g.losses) - len(g.composite) < 2:
+        return []  # one loss shares nothing
     masks = masks if masks is not None else loss_masks(g)
     drop = 0
     for i, lid in enumerate(g.losses):
