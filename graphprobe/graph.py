@@ -142,6 +142,12 @@ class ProbeGraph:
             return list(idx[1].get(kinds[0], []))
         return sorted(i for k in kinds for i in idx[1].get(k, []))
 
+    def in_param_order(self, nodes: Any) -> list[int]:
+        """``nodes`` sorted as their parameters were registered (weight before bias), then by id."""
+        big = len(self.kind)
+        order = self.param_order
+        return sorted(nodes, key=lambda v: (order.get(v, big), v))
+
     def node_attrs(self, i: int) -> dict[str, Any]:
         """The documented attribute dict of node ``i`` (JSON-ready)."""
         m = self.meta.get(i)

@@ -273,6 +273,7 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
     """Turn the recorder's cut records into (from nodes, to node, record) triples."""
     out: list[tuple[list[int], int, Any]] = []
     seen: set[tuple[Any, ...]] = set()
+    first_consumer: dict[int, int] | None = None  # leaf -> the op that reads it, built once
     for rec in records:
         srcs: list[int] = []
         for fn in rec.source_fns:
@@ -297,7 +298,13 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
         if g.kind[dsts[0]] in ("reentry_leaf", "leaf"):
             # Draw the cut into the op that reads the re-entered leaf (net2's), not the leaf itself.
             leaf = dsts[0]
-            consumer = next((d for s, d in zip(g.src, g.dst) if s == leaf), None)
+            if first_consumer is None:
+                first_consumer = {}
+                leaves = set(g.nodes_of_kind("reentry_leaf", "leaf"))
+                for s, d in zip(g.src, g.dst):
+                    if s in leaves and s not in first_consumer:
+                        first_consumer[s] = d
+            consumer = first_consumer.get(leaf)
             if consumer is not None:
                 dsts[0] = consumer
         key = (tuple(srcs), dsts[0], rec.location)
@@ -312,9 +319,16 @@ def _near_module(g: ProbeGraph, v: int) -> str | None:
     """The module of ``v``, or of the nearest node upstream of it that has one."""
     if g.module[v] is not None:
         return g.module[v]
-    for u in A.upstream(g, v)[:256]:
+    producers = g.producers()
+    seen, queue = {v}, [v]
+    for u in queue:  # breadth first, at most 256 nodes: the nearest module wins
         if g.module[u] is not None:
             return g.module[u]
+        if len(seen) < 256:
+            for p in producers[u]:
+                if p not in seen:
+                    seen.add(p)
+                    queue.append(p)
     return None
 
 
@@ -378,8 +392,7 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
                    "composite": l in g.composite} for l in g.losses]
     rep.reaches = A.reaches(g, masks)
-    big = len(g.kind)
-    for v in sorted(g.nodes_of_kind("param"), key=lambda v: (g.param_order.get(v, big), v)):
+    for v in g.in_param_order(g.nodes_of_kind("param")):
         m = g.meta.get(v)
         rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
                            "module": g.module[v], "optimizers": g.optimizers.get(v, []),

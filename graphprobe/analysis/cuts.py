@@ -30,8 +30,7 @@ def blocked_by_cut(g: ProbeGraph, src: int | list[int], dst: int, masks: list[in
             if g.kind[v] == "param" and v not in seen:
                 seen.add(v)
                 up.append(v)
-    big = len(g.kind)
-    up.sort(key=lambda v: (g.param_order.get(v, big), v))
+    up = g.in_param_order(up)
     out = []
     for i in _bits(masks[dst]):
         lid = g.losses[i]

@@ -13,9 +13,8 @@ def unreached(g: ProbeGraph, masks: list[int] | None = None) -> list[int]:
     Complexity: O(V) after the masks.
     """
     masks = masks if masks is not None else loss_masks(g)
-    big = len(g.kind)
     out = [v for v in g.nodes_of_kind("param") if masks[v] == 0 and v not in g.frozen]
-    return sorted(out, key=lambda v: (g.param_order.get(v, big), v))
+    return g.in_param_order(out)
 
 
 def reentry_leaves(g: ProbeGraph) -> list[int]:

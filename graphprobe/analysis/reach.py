@@ -80,8 +80,7 @@ def reaches(g: ProbeGraph, masks: list[int] | None = None) -> dict[str, list[str
     """
     masks = masks if masks is not None else loss_masks(g)
     out: dict[str, list[str]] = {g.label[lid]: [] for lid in g.losses}
-    big = len(g.kind)
-    for v in sorted(g.nodes_of_kind("param"), key=lambda v: (g.param_order.get(v, big), v)):
+    for v in g.in_param_order(g.nodes_of_kind("param")):
         for i in _bits(masks[v]):
             out[g.label[g.losses[i]]].append(g.label[v])
     return out
