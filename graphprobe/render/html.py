@@ -125,10 +125,7 @@ def _finding_items(report: "Report") -> list[tuple[int, str]]:
         for b in c.get("blocked") or []:
             ps = ", ".join(b.get("params") or [])
             body.append(row("blocks", f'<b>{_e(b.get("loss"))}</b> cannot reach {_e(ps)}'))
-        if c.get("reason"):
-            body.append(f'<p class="gp-reason">{_e(c["reason"])}</p>')
-        if c.get("fix"):
-            body.append(f'<p class="gp-fix"><b>Fix</b> {_e(c["fix"])}</p>')
+        body += _why_and_fix(c)
         nodes = [n for n in (src.get("node"), dst.get("node")) if isinstance(n, int)]
         extra = ""
         if c.get("guess"):
@@ -146,10 +143,7 @@ def _finding_items(report: "Report") -> list[tuple[int, str]]:
             body.append(row("module", f'<code>{_e(d["module"])}</code>'))
         if d.get("optimizers"):
             body.append(row("held by", _e(", ".join(d["optimizers"]))))
-        if d.get("reason"):
-            body.append(f'<p class="gp-reason">{_e(d["reason"])}</p>')
-        if d.get("fix"):
-            body.append(f'<p class="gp-fix"><b>Fix</b> {_e(d["fix"])}</p>')
+        body += _why_and_fix(d)
         node = d.get("node")
         li(sev, "detached", {"nodes": str(node) if isinstance(node, int) else "",
                              "name": str(d.get("name") or "")}, title, body, (1, i))
@@ -161,10 +155,7 @@ def _finding_items(report: "Report") -> list[tuple[int, str]]:
             body.append(row("module", f'<code>{_e(f["module"])}</code>'))
         if f.get("losses"):
             body.append(row("needed by", _e(", ".join(f["losses"]))))
-        if f.get("reason"):
-            body.append(f'<p class="gp-reason">{_e(f["reason"])}</p>')
-        if f.get("fix"):
-            body.append(f'<p class="gp-fix"><b>Fix</b> {_e(f["fix"])}</p>')
+        body += _why_and_fix(f)
         node = f.get("node")
         li(sev, "freed", {"nodes": str(node) if isinstance(node, int) else ""}, title, body, (2, i))
     for i, err in enumerate(report.errors):
@@ -204,6 +195,16 @@ def _reaches_table(report: "Report") -> str:
     return ('<details class="gp-section" open><summary>Reaches <span class="gp-dim">which loss '
             'sends gradient to which parameter</span></summary><table class="gp-reaches"><thead>'
             f'<tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></details>')
+
+
+def _why_and_fix(finding: dict[str, Any]) -> list[str]:
+    """A finding's reason and fix as the panel's two paragraphs (either may be missing)."""
+    out = []
+    if finding.get("reason"):
+        out.append(f'<p class="gp-reason">{_e(finding["reason"])}</p>')
+    if finding.get("fix"):
+        out.append(f'<p class="gp-fix"><b>Fix</b> {_e(finding["fix"])}</p>')
+    return out
 
 
 def render_html(report: "Report", options: Any = None, **dot_options: Any) -> str:
