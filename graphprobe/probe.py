@@ -196,7 +196,8 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     plain_ids = tr.plain_leaf_ids() if tr is not None else set()
 
     res = walk(roots, known, cuts=sides, var_names=fn_names, reentry_ids=reentry_ids,
-               plain_leaf_ids=plain_ids, check_freed=check_freed, terms=terms)
+               plain_leaf_ids=plain_ids, check_freed=check_freed, terms=terms,
+               read_tags=tr is not None)
     g = res.graph
     for fn in freed_fns:
         nid = res.fn_node.get(fn)

@@ -131,7 +131,7 @@ class CutSides:
 def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
          var_names: dict[Any, str] | None = None, reentry_ids: set[int] | None = None,
          plain_leaf_ids: set[int] | None = None, check_freed: bool = True,
-         terms: Sequence[Root] = ()) -> WalkResult:
+         terms: Sequence[Root] = (), read_tags: bool = True) -> WalkResult:
     """Walk from every root's ``grad_fn`` to the leaves.
 
     Parameters
@@ -154,6 +154,9 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
     terms : sequence of Root
         Named terms of a summed loss (``loss1`` in ``loss1 + loss2``): each becomes a loss node
         only when its ``grad_fn`` is already in the roots' graph.
+    read_tags : bool
+        Read the module tags a recorder left in ``grad_fn.metadata``. Reading ``metadata``
+        makes torch create a dict on every node, so a probe with no trace in sight skips it.
 
     Returns
     -------
@@ -168,6 +171,7 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
     recursion, so depth is unbounded.
     """
     w = _Walker(known, var_names or {}, reentry_ids or set(), plain_leaf_ids or set(), check_freed)
+    w.read_tags = read_tags and TAGGED[0]
     g = w.g
     for i, root in enumerate(roots):
         w.add_root(root, 1 << i)
@@ -263,6 +267,7 @@ class _Walker:
         # keep their columns here, and finish_columns() fills the graph's columns in bulk.
         self.op = g.op
         self.extra: dict[int, tuple[str, str, str | None, str | None]] = {}
+        self.read_tags = False
 
     def _append(self, kind: str, label: str, op: str | None, module: str | None, name: str | None,
                 fn: Any, mask: int) -> int:
@@ -284,7 +289,7 @@ class _Walker:
         g.name[:] = [None] * n
         for nid, (kind, label, module, name) in self.extra.items():
             g.kind[nid], g.label[nid], g.module[nid], g.name[nid] = kind, label, module, name
-        if TAGGED[0]:  # the recorder tagged ops with their module in grad_fn.metadata
+        if self.read_tags:  # the recorder tagged ops with their module in grad_fn.metadata
             known, fn_of, kind_col, mod_col = self.known, self.fn_of, g.kind, g.module
             for v in range(n):
                 if kind_col[v] == "op" and mod_col[v] is None:
