@@ -218,19 +218,10 @@ class _Capture:
 
     def scan_freed(self, tensors: list[Any]) -> list[Any]:
         """Autograd nodes behind ``tensors`` whose saved tensors are already freed (iterative)."""
-        from .walk import is_freed
+        from .walk import is_freed, iter_fns
 
-        freed: list[Any] = []
-        seen: set[Any] = set()
-        stack = [t.grad_fn for t in tensors if isinstance(t, torch.Tensor) and t.grad_fn is not None]
-        while stack:
-            fn = stack.pop()
-            if fn in seen:
-                continue
-            seen.add(fn)
-            if is_freed(fn):
-                freed.append(fn)
-            stack.extend(n for n, _ in fn.next_functions if n is not None)
+        starts = [t.grad_fn for t in tensors if isinstance(t, torch.Tensor)]
+        freed = [fn for fn in iter_fns(starts) if is_freed(fn)]
         return freed
 
     def on_error(self, e: RuntimeError, tensors: list[Any], site: str | None, freed: list[Any]) -> None:
@@ -246,23 +237,15 @@ class _Capture:
         self.finish()
 
     def explain_twice(self, freed: list[Any], site: str | None) -> dict[str, Any]:
+        from .walk import iter_fns
+
         self.freed_fns = freed
         freed_set = set(freed)
         freed_by: dict[str, Any] = {}
         for call in self.calls[:-1]:
             if call.retain:
                 continue
-            hit = False
-            stack = [r.tensor.grad_fn for r in call.roots if r.tensor.grad_fn is not None]
-            seen2: set[Any] = set()
-            while stack and not hit:
-                fn = stack.pop()
-                if fn in seen2:
-                    continue
-                seen2.add(fn)
-                hit = fn in freed_set
-                stack.extend(n for n, _ in fn.next_functions if n is not None)
-            if hit:
+            if any(fn in freed_set for fn in iter_fns(r.tensor.grad_fn for r in call.roots)):
                 freed_by = {"loss": ", ".join(r.name for r in call.roots), "location": call.site}
                 break
         loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"

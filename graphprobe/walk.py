@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
 from .graph import ProbeGraph, TensorMeta
 from .names import Known
 
-__all__ = ["Root", "CutSides", "WalkResult", "walk", "is_freed", "opaque_kind", "ensure_stack_for_free"]
+__all__ = ["Root", "CutSides", "WalkResult", "walk", "iter_fns", "is_freed", "opaque_kind",
+           "ensure_stack_for_free"]
 
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
 _OPAQUE_CACHE: dict[type, str | None] = {}
@@ -88,6 +89,23 @@ def is_freed(fn: Any) -> bool:
         except Exception:
             continue
     return False
+
+
+def iter_fns(starts: Iterable[Any]) -> Iterator[Any]:
+    """Every autograd node reachable from ``starts`` (None skipped), each once, iteratively.
+
+    Complexity: O(V + E); no recursion. For the runner's quick questions (which nodes are
+    freed, does this earlier backward's graph hold one of them); :func:`walk` builds graphs.
+    """
+    seen: set[Any] = set()
+    stack = [fn for fn in starts if fn is not None]
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        yield fn
+        stack.extend(n for n, _ in fn.next_functions if n is not None)
 
 
 @dataclass
