@@ -30,3 +30,22 @@ def sample():
         return p
 
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_report():
+    """``sample_report("case4_numpy.py")``: the report ``graphprobe render`` makes of a sample.
+
+    Each sample runs once per session (in-process, as the CLI runs it), however many tests read it.
+    """
+    cache: dict[tuple[str, tuple[str, ...]], object] = {}
+
+    def run(name: str, *args: str):
+        key = (name, args)
+        if key not in cache:
+            from graphprobe.runner import RunOptions, run_script
+
+            cache[key] = run_script(RunOptions(os.path.join(SAMPLES, name), list(args))).report
+        return cache[key]
+
+    return run
