@@ -5,18 +5,17 @@ from __future__ import annotations
 import copy
 import os
 
+import jsonschema  # in the test extra
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema")
+from graphprobe.runner import RunOptions, run_script
+from graphprobe.schema import json_schema, validate
 
-from graphprobe.runner import RunOptions, run_script  # noqa: E402
-from graphprobe.schema import json_schema, validate  # noqa: E402
-
-from conftest import SAMPLES  # noqa: E402
+from conftest import SAMPLES
+from test_networkx import _others
 
 SEED = ["case1_sum.py", "case2_backward_twice.py", "case3_mul.py", "case4_numpy.py", "case4b_only_loss2.py"]
-OTHERS = sorted(set(f for f in os.listdir(SAMPLES) if f.endswith(".py"))
-                - set(SEED) - {"ddp_script.py", "fsdp_script.py"})
+OTHERS = _others(SEED)
 
 
 def _resolve(schema: dict, node: dict) -> dict:
