@@ -3,7 +3,6 @@ writes, and every sample's report (a failed backward's included) validates again
 from __future__ import annotations
 
 import copy
-import os
 
 import jsonschema  # in the test extra
 import pytest
@@ -11,11 +10,10 @@ import pytest
 from graphprobe.runner import RunOptions, run_script
 from graphprobe.schema import json_schema, validate
 
-from conftest import SAMPLES
-from test_networkx import _others
+from conftest import other_samples
 
 SEED = ["case1_sum.py", "case2_backward_twice.py", "case3_mul.py", "case4_numpy.py", "case4b_only_loss2.py"]
-OTHERS = _others(SEED)
+OTHERS = other_samples(SEED)
 
 
 def _resolve(schema: dict, node: dict) -> dict:

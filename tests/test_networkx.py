@@ -2,9 +2,7 @@
 GraphML-safe attributes; the verdict, losses and schema version in ``G.graph``."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import networkx as nx
 import pytest
@@ -13,25 +11,13 @@ import torch
 import graphprobe
 from graphprobe.nxview import data_edges
 
-from conftest import SAMPLES
+from conftest import other_samples
 
 # Every single-process sample but the slow ones (gpt2 imports transformers; gru walks 3000 steps).
 FAST = ["case1_sum.py", "case2_backward_twice.py", "case3_mul.py", "case4_numpy.py", "case4b_only_loss2.py",
         "cut_item_tensor.py", "cut_detach.py", "cut_no_grad.py", "gan_detach.py", "clean_pipeline.py"]
 
-def _others(known):
-    """The other samples; gpt2_tiny needs transformers (the gpt2 extra) and skips, saying so, without it."""
-    out = []
-    for f in sorted(set(f for f in os.listdir(SAMPLES) if f.endswith(".py")) - set(known)
-                    - {"ddp_script.py", "fsdp_script.py"}):
-        if f == "gpt2_tiny.py" and importlib.util.find_spec("transformers") is None:
-            out.append(pytest.param(f, marks=pytest.mark.skip(reason="needs transformers (the gpt2 extra)")))
-        else:
-            out.append(f)
-    return out
-
-
-REST = _others(FAST)
+REST = other_samples(FAST)
 
 
 def _loss_node(G, name):
