@@ -82,6 +82,8 @@ class Known:
     params: dict[int, ParamInfo] = field(default_factory=dict)
     modules: dict[int, str] = field(default_factory=dict)
     optimizers: list[str] = field(default_factory=list)
+    #: FSDP2: a sharded parameter's id -> the unsharded one the graph holds (see graphprobe.fsdp)
+    twins: dict[int, Any] = field(default_factory=dict)
 
     def module_path(self, module: Any) -> str:
         """The path of a module object, or its class name when it was not found by name."""
@@ -143,7 +145,11 @@ def _add_module(known: Known, prefix: str, mod: nn.Module) -> None:
             path = paths[parent_path] if _wrapped_attr(parent) == attr else f"{paths[parent_path]}.{attr}"
         paths[sub_path], mods[sub_path] = path, sub
         known.modules.setdefault(id(sub), path)
+    from .fsdp import unsharded_twins
+
+    known.twins.update(unsharded_twins(mod))
     for pname, p in mod.named_parameters(remove_duplicate=True):
+        p = known.twins.get(id(p), p)  # FSDP2: name the parameter the graph holds
         if id(p) in known.params:
             continue
         owner_path, _, leaf = pname.rpartition(".")
@@ -221,6 +227,7 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
                 known.optimizers.append(k)
                 for gi, group in enumerate(v.param_groups):
                     for pi, p in enumerate(group["params"]):
+                        p = known.twins.get(id(p), p)  # FSDP2: the optimizer holds the sharded one
                         info = known.params.get(id(p))
                         if info is None:
                             if fallback is None:
