@@ -748,6 +748,7 @@ class Trace(contextlib.ContextDecorator):
         self._patches: list[tuple[Any, str, Any]] = []
         self._thread = 0
         self._paused = 0
+        self._new_done = False
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -1162,18 +1163,8 @@ class Trace(contextlib.ContextDecorator):
                 self._patch(np, name, _np_keep_tag(getattr(np, name), name))
             for name in _NP_ALLOCATORS:
                 self._patch(np, name, _np_watch(getattr(np, name), name))
-            tensor_new = torch.Tensor.__new__
-
-            def tensor_new_recorded(cls: Any, *args: Any, **kwargs: Any) -> Any:
-                # torch.Tensor(arr) / torch.Tensor([..]): a door back into torch that no
-                # __torch_function__ sees.
-                out = tensor_new(cls, *args, **kwargs)
-                if args and type(args[0]) is not int and _ACTIVE is tr and not tr._paused \
-                        and threading.get_ident() == tr._thread and isinstance(out, torch.Tensor):
-                    tr._from_data(out, args[0], "torch.Tensor")
-                return out
-
-            self._patch(torch.Tensor, "__new__", tensor_new_recorded)
+            self._new_done = False
+            self._maybe_patch_new()
             # A user's TorchFunctionMode entered before the trace and left inside it must take
             # itself off the stack, not graphprobe's mode on top of it.
             self._patch(TorchFunctionMode, "__exit__", _exit_by_identity)
@@ -1207,7 +1198,33 @@ class Trace(contextlib.ContextDecorator):
         self._modules.clear()
         self._paused = 0
 
+    def _maybe_patch_new(self) -> None:
+        """Watch ``torch.Tensor(arr)``, a door back into torch that no ``__torch_function__`` sees.
+
+        It means patching ``torch.Tensor.__new__``, which torch.compile reads once, when it
+        is first imported (``torch._dynamo.polyfills.tensor``, imported by the first optimizer
+        a script builds): patched before that, dynamo would keep graphprobe's function for
+        good. So the patch goes in only once that import is done (checked at install and at
+        each module call, where a script's data first flows).
+        """
+        if self._new_done or "torch._dynamo.polyfills.tensor" not in sys.modules:
+            return
+        self._new_done = True
+        tensor_new = torch.Tensor.__new__
+        tr = self
+
+        def tensor_new_recorded(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            out = tensor_new(cls, *args, **kwargs)
+            if args and type(args[0]) is not int and _ACTIVE is tr and not tr._paused \
+                    and threading.get_ident() == tr._thread and isinstance(out, torch.Tensor):
+                tr._from_data(out, args[0], "torch.Tensor")
+            return out
+
+        self._patch(torch.Tensor, "__new__", tensor_new_recorded)
+
     def _pre_hook(self, module: Any, args: Any) -> None:
+        if not self._new_done:
+            self._maybe_patch_new()
         if threading.get_ident() == self._thread:
             self._modules.append((module, self._seq_hi))
 
