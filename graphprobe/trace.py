@@ -554,6 +554,26 @@ def _gfn(t: torch.Tensor) -> Any:
         return None
 
 
+def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The autograd nodes and leaves that tensors requiring grad stand for, for an exit's record.
+
+    A view made under ``no_grad`` (``d[:, :2]`` inside the block) has no node of its own: it
+    stands for its base's.
+    """
+    fns: list[Any] = []
+    params: list[Any] = []
+    for t in ts:
+        fn = _gfn(t)
+        if fn is None and t._is_view() and t._base is not None:
+            t = t._base
+            fn = _gfn(t)
+        if fn is not None:
+            fns.append(fn)
+        else:
+            params.append(weakref.ref(t))
+    return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
+
+
 def _first_grad_fn(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return _gfn(out)
@@ -979,8 +999,7 @@ class Trace(contextlib.ContextDecorator):
                 written = any(o is i for i in ins)
                 if written and not src and not provs:
                     continue
-                src_fns = tuple(f for f in (_gfn(t) for t in src) if f is not None)
-                params = tuple(weakref.ref(t) for t in src if _gfn(t) is None)
+                src_fns, params = _sources(src)
                 op = name if written else "no_grad: " + name
                 prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
                     Provenance("no_grad", loc, src_fns, params, ((op, loc),))
@@ -1028,8 +1047,7 @@ class Trace(contextlib.ContextDecorator):
                 self._close(prov, "op:__setitem__", loc, target_fn=fn)
             return
         mine = self._tensor_prov(target)
-        src_fns = tuple(f for f in (_gfn(t) for t in req) if f is not None)
-        params = tuple(weakref.ref(t) for t in req if _gfn(t) is None)
+        src_fns, params = _sources(req)
         allp = ([mine] if mine is not None else []) + provs
         prov = Provenance.merge(allp, op, loc, src_fns, params, kind=None if grad_on else "no_grad") if allp \
             else Provenance("no_grad", loc, src_fns, params, ((op, loc),))
@@ -1058,8 +1076,7 @@ class Trace(contextlib.ContextDecorator):
         elif _gfn(out) is None and out is not data:
             req = [t for t in itertools.islice(_tensors_deep(data), 64) if t.requires_grad and t is not out]
             if req:
-                fns = tuple(dict.fromkeys(f for f in (_gfn(t) for t in req) if f is not None))[:_MAX_SOURCES]
-                params = tuple(weakref.ref(t) for t in req if _gfn(t) is None)[:_MAX_SOURCES]
+                fns, params = _sources(req)
                 prov = Provenance("detach", loc, fns, params, ((name, loc),))
             else:
                 p = self._value_match(data)
@@ -1288,6 +1305,17 @@ def _leave_mode(mode: "_Mode") -> None:
         found = True
     if not found:
         _STALE_MODES.append(mode)
+        if not _SWEEP_HOOKS:
+            # Sweep at the next module call or optimizer step (neither runs inside a mode's
+            # __torch_function__): a script that keeps running gets its stack back soon.
+            from torch.optim import optimizer as optim_mod
+
+            mm = torch.nn.modules.module
+            _SWEEP_HOOKS.append(mm.register_module_forward_pre_hook(lambda *a: _sweep_modes()))
+            _SWEEP_HOOKS.append(optim_mod.register_optimizer_step_pre_hook(lambda *a: _sweep_modes()))
+
+
+_SWEEP_HOOKS: list[Any] = []
 
 
 def _sweep_modes() -> None:
@@ -1296,14 +1324,18 @@ def _sweep_modes() -> None:
         if _remove_from_stack(m):
             _STALE_MODES.remove(m)
     del _STALE_MODES[:-8]  # a mode that never came back: forget it (it only forwards)
+    if not _STALE_MODES:
+        while _SWEEP_HOOKS:
+            _SWEEP_HOOKS.pop().remove()
 
 
 def release_modes() -> None:
     """Make sure nothing of graphprobe's stays on torch's function-mode stack (call when a run ends)."""
-    _sweep_modes()
     for m in _mode_stack():
         if isinstance(m, _Mode) and m.off:
             _remove_from_stack(m)
+    _STALE_MODES.clear()
+    _sweep_modes()
 
 
 _ORIG_MODE_EXIT = TorchFunctionMode.__exit__
