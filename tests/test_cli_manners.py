@@ -226,7 +226,10 @@ def test_real_sigint_gives_130_and_one_line(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 130, err
+    # 130, or death by SIGINT (which a shell reports as 130 too): when the interrupt lands in
+    # code torch's C++ start-up runs through PyRun_String, CPython marks it unhandled although
+    # graphprobe catches it, and then ends the process with SIGINT at exit, after our one line.
+    assert p.returncode in (130, -signal.SIGINT), err
     assert err == "graphprobe: interrupted\n", err
     assert os.listdir(tmp_path) == ["s.py"]
 
