@@ -30,7 +30,7 @@ import traceback
 from typing import Iterator, Sequence, TextIO
 
 # Nothing here imports torch at module level: the console entry point catches a Ctrl-C that
-# lands while torch is importing (see main_entry).
+# lands while torch is importing (see graphprobe._entry).
 from . import __version__
 from .errors import (
     BUG_REPORT,
@@ -43,6 +43,9 @@ from .errors import (
     OutputError,
     UsageError,
 )
+from ._entry import imports_done as _imports_done
+from ._entry import main_entry
+from ._entry import startup as _startup
 
 __all__ = ["main", "main_entry", "FORMATS", "write_report"]
 
@@ -298,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{tag} interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug of ours: never 1, which means "findings"
+        if _startup.interrupted:  # a half-done import after a Ctrl-C (numpy "loaded twice") is no bug
+            print(f"{tag} interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return _internal_error(e, tag)
 
 
@@ -346,6 +352,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
 
+    _imports_done()  # a Ctrl-C that torch's start-up swallowed ends the run here, before the script
     progress_mod.set_enabled(not args.quiet and lead)
 
     def progress(msg: str) -> None:
@@ -381,14 +388,3 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         return code
     finally:
         progress_mod.set_enabled(False)
-
-
-def main_entry() -> None:
-    """Console-script entry point: ``sys.exit(main())``, Ctrl-C included, imports and all."""
-    try:
-        code = main()
-    except KeyboardInterrupt:  # between main's own handlers (a second Ctrl-C while printing)
-        with contextlib.suppress(Exception):
-            print("graphprobe: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    sys.exit(code)
