@@ -587,6 +587,16 @@ def _first_grad_fn(out: Any) -> Any:
 
 
 _T = torch.Tensor
+
+
+class _NoCompiler:
+    _is_compiling_flag = False
+
+
+import torch.compiler as _torch_compiler  # noqa: E402
+
+# torch.compiler._is_compiling_flag: True for a whole torch.compile session (older torch: absent)
+_COMPILER: Any = _torch_compiler if hasattr(_torch_compiler, "_is_compiling_flag") else _NoCompiler
 _DATA_DESCR = torch._C.TensorBase.__dict__["data"]
 _FACTORIES_FROM_DATA = {torch.tensor: "tensor", torch.as_tensor: "as_tensor", torch.asarray: "asarray",
                         _T.new_tensor: "new_tensor"}
@@ -607,6 +617,10 @@ class _Mode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if _COMPILER._is_compiling_flag:
+            # torch.compile is tracing (dynamo, then aot_autograd on fake tensors): nothing
+            # here is the script's data, and dynamo, tracing this method too, folds it to a call.
+            return func(*args, **kwargs)
         tr = self.tr
         if threading.get_ident() != tr._thread or tr._paused or self.off:
             return func(*args, **kwargs)
@@ -1140,7 +1154,16 @@ class Trace(contextlib.ContextDecorator):
             _sweep_modes()
             return
         try:
-            self._uninstall()
+            if _COMPILER._is_compiling_flag and self._mode is not None:
+                # Left while torch.compile compiles (a backward aot_autograd traces): its guards
+                # refer to the global hooks and the mode stack as they are now, so taking them
+                # off here would break the compile. Record nothing from now on; the hooks and
+                # patches come off at the next module call or optimizer step outside the
+                # compile, or when the run ends (release_modes).
+                self._mode.off = True
+                _DEFERRED.append(self)
+            else:
+                self._uninstall()
         finally:
             _ACTIVE = None
             self.active = False
@@ -1240,13 +1263,18 @@ class Trace(contextlib.ContextDecorator):
         self._patch(torch.Tensor, "__new__", tensor_new_recorded)
 
     def _pre_hook(self, module: Any, args: Any) -> None:
+        if _COMPILER._is_compiling_flag:  # dynamo inlines global hooks: nothing to note there
+            return
+        if not self.active:  # left during a compile (see __exit__): come off now
+            _sweep_modes()
+            return
         if not self._new_done:
             self._maybe_patch_new()
         if threading.get_ident() == self._thread:
             self._modules.append((module, self._seq_hi))
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
-        if threading.get_ident() != self._thread:
+        if _COMPILER._is_compiling_flag or not self.active or threading.get_ident() != self._thread:
             return
         mods = self._modules
         while mods:
@@ -1254,6 +1282,9 @@ class Trace(contextlib.ContextDecorator):
                 break
 
     def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
+        if _DEFERRED and not self.active:
+            _sweep_modes()
+            return
         if threading.get_ident() == self._thread:
             self._paused += 1
 
@@ -1290,19 +1321,15 @@ def _remove_from_stack(mode: Any) -> bool:
 def _leave_mode(mode: "_Mode") -> None:
     """graphprobe's mode off every stack it is on, by identity, never by popping the top.
 
-    torch.compile keeps the stack aside while it compiles (and puts it back after), so the
-    mode may be in dynamo's saved copy instead; inside the mode's own ``__torch_function__``
-    torch holds it off the stack and pushes it back after, so it may be nowhere yet: then it
-    only forwards from now on, and :func:`_sweep_modes` takes it off once it is back.
+    Two moments when it can't be taken off yet: while torch.compile compiles (dynamo keeps the
+    stack aside and puts it back after, and its guards refer to the modes by position: the
+    saved copy must not change under it), and inside the mode's own ``__torch_function__``
+    (torch holds it off the stack and pushes it back after). Then it only forwards from now on,
+    and :func:`_sweep_modes` takes it off at the next module call or optimizer step, or when the
+    run ends (:func:`release_modes`).
     """
     mode.off = True
-    found = _remove_from_stack(mode)
-    dyn = sys.modules.get("torch._dynamo.variables.torch_function")
-    mgr = getattr(dyn, "torch_function_mode_stack_state_mgr", None)
-    saved = getattr(mgr, "stack", None)
-    if isinstance(saved, list) and any(m is mode for m in saved):
-        mgr.stack = [m for m in saved if m is not mode]
-        found = True
+    found = not _COMPILER._is_compiling_flag and _remove_from_stack(mode)
     if not found:
         _STALE_MODES.append(mode)
         if not _SWEEP_HOOKS:
@@ -1316,10 +1343,15 @@ def _leave_mode(mode: "_Mode") -> None:
 
 
 _SWEEP_HOOKS: list[Any] = []
+_DEFERRED: list[Any] = []  # traces left while torch.compile compiled, still to uninstall
 
 
 def _sweep_modes() -> None:
     """Take graphprobe modes left behind (see :func:`_leave_mode`) off the stack."""
+    if _COMPILER._is_compiling_flag:  # dynamo traces hooks too, and owns the stack meanwhile
+        return
+    while _DEFERRED:
+        _DEFERRED.pop()._uninstall()
     for m in list(_STALE_MODES):
         if _remove_from_stack(m):
             _STALE_MODES.remove(m)
@@ -1330,7 +1362,11 @@ def _sweep_modes() -> None:
 
 
 def release_modes() -> None:
-    """Make sure nothing of graphprobe's stays on torch's function-mode stack (call when a run ends)."""
+    """Make sure nothing of graphprobe's stays on torch's function-mode stack, nor its hooks and
+    patches from a trace left during a compile (call when a run ends)."""
+    _sweep_modes()
+    if _COMPILER._is_compiling_flag:
+        return
     for m in _mode_stack():
         if isinstance(m, _Mode) and m.off:
             _remove_from_stack(m)

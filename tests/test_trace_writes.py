@@ -20,6 +20,8 @@ from torch.overrides import TorchFunctionMode
 from graphprobe import probe, trace
 from graphprobe.trace import _get_prov, _mode_stack
 
+_ORIG_EXIT = TorchFunctionMode.__exit__
+
 HERE = os.path.basename(__file__)
 X = torch.linspace(-1.0, 1.0, 32).reshape(8, 4)
 
@@ -580,10 +582,15 @@ def test_torch_compile_under_trace_leaves_no_mode(nets, tmp_path):
         "    opt.zero_grad()\n    loss = cnet(x).pow(2).mean()\n    loss.backward()\n    opt.step()\n"
         "open(__file__ + '.done', 'w').write(str(loss.item()))\n"
     )
+    import torch.nn.modules.module as mm
+
+    hooks = (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks))
     code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
     assert code in (0, 1), code
     assert (tmp_path / "compiled.py.done").exists()  # the script ran to its end
     assert _mode_stack() == []
+    assert (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks)) == hooks
+    assert "__new__" not in torch.Tensor.__dict__ and TorchFunctionMode.__exit__ is _ORIG_EXIT
 
 
 def test_nothing_of_graphprobe_on_the_mode_stack_after_cli_main(tmp_path):
