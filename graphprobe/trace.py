@@ -17,9 +17,17 @@ A walk of ``grad_fn`` can't tell a constant from a numpy-born tensor: both are `
 Module forward hooks tag each op's ``grad_fn.metadata`` with the module running it, so the graph
 can be clustered by module. Everything is removed on every exit path of the ``with`` block.
 
+The tag also follows data into what it is *written* into: a tensor written by ``buf[idx] = x``,
+``copy_``, ``index_put_``, ``scatter_``/``scatter_add_``, ``index_add_``, ``masked_scatter_``, an
+``out=`` argument or an in-place op under ``no_grad``; a numpy buffer that user code allocated
+(handed back *watched*, see :class:`TrackedArray`) and filled by index, ``np.copyto``, ``np.put``
+or a ufunc's ``out=``. A tag lives as long as a value holding it (memory is bounded per exit
+site by letting old keys drop their autograd nodes, never their tag).
+
 Known limits (documented, see the README): arrays that leave as ``TrackedArray`` fail a strict
 ``type(a) is np.ndarray`` check, and ``.item()`` values are float/int subclasses; data that goes
-through numpy scalars, ``arr.tolist()``, ``math`` functions or string formatting loses its tag.
+through numpy scalars, ``float()``, ``math`` functions or string formatting loses its tag (an
+unchanged computed value is then linked by value, as a guess).
 """
 from __future__ import annotations
 
@@ -323,6 +331,16 @@ class TrackedArray(np.ndarray):
 
     def __reduce__(self) -> Any:
         return self.view(np.ndarray).__reduce__()
+
+    def tolist(self) -> Any:  # type: ignore[override]
+        out = np.ndarray.tolist(self)
+        prov = _get_prov(self)
+        return _track_list(out, prov.then("tolist", user_location())) if prov is not None else out
+
+    def item(self, *args: Any) -> Any:  # type: ignore[override]
+        out = np.ndarray.item(self, *args)
+        prov = _get_prov(self)
+        return _track_scalar(out, prov.then("item", user_location())) if prov is not None else out
 
     def __setitem__(self, idx: Any, value: Any) -> None:
         np.ndarray.__setitem__(self, idx, value)

@@ -216,7 +216,15 @@ def w_grad_target(depth, det):
     return det(h).mean()
 
 
+def w_no_grad_stack_of_views(depth, det):
+    d = depth(X)
+    with torch.no_grad():
+        bev = torch.stack([d[:, 0], d[:, 1], d[:, 2], d[:, 3]], dim=1)  # EXIT
+    return det(bev).mean()
+
+
 TORCH_WRITES = [
+    (w_no_grad_stack_of_views, ["no_grad"]),
     (w_setitem_data, ["data"]), (w_setitem_rows, ["detach"]), (w_copy, ["detach"]),
     (w_view_copy, ["detach"]), (w_index_put, ["detach"]), (w_scatter, ["detach"]),
     (w_index_add, ["data"]), (w_masked_scatter, ["detach"]), (w_out_arg, ["detach"]),
@@ -359,7 +367,17 @@ def n_zeros_like_takes_no_tag(depth, det):
     return det(torch.from_numpy(out)).mean()
 
 
+def n_two_origins(depth, det):
+    d = depth(X)
+    e = torch.tanh(d)
+    out = np.zeros((8, 4), dtype=np.float32)
+    out[:, 0] = d.detach().numpy()[:, 0]  # EXIT
+    out[:, 1:] = e.data.numpy()[:, 1:]  # EXIT
+    return det(torch.from_numpy(out)).mean()
+
+
 NUMPY_WRITES = [
+    (n_two_origins, ["numpy", "numpy"]),
     (n_setitem, ["numpy"]), (n_setitem_ravel, ["numpy"]), (n_calibration, ["numpy"]), (n_copyto, ["numpy"]),
     (n_ufunc_out, ["numpy"]), (n_iadd, ["numpy"]), (n_put, ["numpy"]), (n_plain_array_copyto, ["numpy"]),
     (n_array_of_scalars, ["item"]), (n_zeros_like_takes_no_tag, ["numpy"]),
@@ -424,7 +442,20 @@ def s_floor_ceil(depth, det):
     return det(X * k).mean()
 
 
-SCALARS = [(s_round_comprehension, ["tolist"]), (s_abs_round_item, ["item"]), (s_floor_ceil, ["item"])]
+def s_array_tolist(depth, det):
+    d = depth(X)
+    a = d.detach().numpy() * 2.0  # EXIT
+    rows = [[v * 0.5 for v in row] for row in a.tolist()]
+    return det(torch.tensor(rows)).mean()
+
+
+def s_array_item(depth, det):
+    d = depth(X)
+    a = d.detach().numpy()  # EXIT
+    return det(X * a[0:1, 0].item()).mean()
+
+
+SCALARS = [(s_array_tolist, ["numpy"]), (s_array_item, ["numpy"]),(s_round_comprehension, ["tolist"]), (s_abs_round_item, ["item"]), (s_floor_ceil, ["item"])]
 
 
 @pytest.mark.parametrize("program,kinds", SCALARS, ids=[f.__name__ for f, _ in SCALARS])
