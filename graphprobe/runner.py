@@ -290,7 +290,7 @@ class _Capture:
             return
         self.done = True
         roots = [r for c in self.calls for r in c.roots]
-        if self.opts.progress:
+        if self.opts.progress and roots:  # with none, the error that follows says what happened
             self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
         if roots or self.errors:
             self.report = build_report(
