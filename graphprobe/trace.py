@@ -1423,11 +1423,17 @@ def _np_watch(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
         proto = args[0] if name.endswith("_like") and args else None
         if isinstance(proto, TrackedArray):
             args = (proto.view(np.ndarray),) + args[1:]
+        fill_prov = None
+        if name in ("full", "full_like"):  # the fill value is data: np.full(n, loss.item())
+            fill_prov = _get_prov(args[1] if len(args) > 1 else kwargs.get("fill_value"))
         out = orig(*args, **kwargs)
         tr = _ACTIVE
         if tr is not None and type(out) is np.ndarray and threading.get_ident() == tr._thread \
                 and _is_user_file(sys._getframe(1).f_code.co_filename):
-            return out.view(TrackedArray)
+            w = out.view(TrackedArray)
+            if fill_prov is not None:
+                _assign(w, _tag(fill_prov.then(f"np.{name}", user_location())))
+            return w
         return out
 
     watch.__name__ = name

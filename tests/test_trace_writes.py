@@ -376,7 +376,14 @@ def n_two_origins(depth, det):
     return det(torch.from_numpy(out)).mean()
 
 
+def n_full_of_an_item(depth, det):
+    d = depth(X)
+    s = d.mean().item()  # EXIT
+    return det(torch.from_numpy(np.full((8, 4), s, dtype=np.float32))).mean()
+
+
 NUMPY_WRITES = [
+    (n_full_of_an_item, ["item"]),
     (n_two_origins, ["numpy", "numpy"]),
     (n_setitem, ["numpy"]), (n_setitem_ravel, ["numpy"]), (n_calibration, ["numpy"]), (n_copyto, ["numpy"]),
     (n_ufunc_out, ["numpy"]), (n_iadd, ["numpy"]), (n_put, ["numpy"]), (n_plain_array_copyto, ["numpy"]),
