@@ -768,7 +768,10 @@ class Trace(contextlib.ContextDecorator):
             if not new_outs:
                 return
             loc = user_location()
-            src_fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
+            # A view taken under no_grad (depth[:, 0]) still requires grad but has no grad_fn: the
+            # data came from its base's node (or its base leaf), not from a leaf of its own.
+            req = [t._base if t.grad_fn is None and t._base is not None else t for t in req]
+            src_fns = tuple(dict.fromkeys(t.grad_fn for t in req if t.grad_fn is not None))
             params = tuple(weakref.ref(t) for t in req if t.grad_fn is None)
             prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
                 Provenance("no_grad", loc, src_fns, params, (("no_grad: " + name, loc),))

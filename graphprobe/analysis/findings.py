@@ -234,7 +234,8 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
         kind=c.kind, role=role, same_module=up_top is not None and up_top == (down_top or _top(dst_mod)),
         trainable_upstream=bool(up_params), blocked=bool(blocked), upstream_trained=upstream_trained,
         through_module=through, meant=meant,
-        rebuilt_consumed=c.made_requires_grad and c.leaf is not None and c.leaf in consumed, guess=c.guess)
+        rebuilt_consumed=c.made_requires_grad and c.leaf is not None and c.leaf in consumed, guess=c.guess,
+        held_starved=any(masks[v] == 0 and v in g.optimizers for v in up_params))
     verdict = judge_cut(facts)
     chain_ops = [op for op, _ in c.chain]
     location, exit_loc = c.location, None
@@ -280,6 +281,14 @@ def unreached_findings(g: ProbeGraph, masks: list[int], cuts: Sequence[Cut], ups
                     "torch.utils.checkpoint(..., use_reentrant=False), which autograd can see through"))
             continue
         ci = next((i for i in order if v in upstream_sets[i]), None)
+        if not opts and ci is not None and cuts[ci].severity == "info" and not cuts[ci].ignored:
+            c = cuts[ci]
+            out.append(Unreached(
+                severity="info", name=g.label[v], optimizers=[], module=g.module[v], node=v, cut=ci,
+                reason=(f"no optimizer holds it and it is used only through the intended {c.kind} cut at "
+                        f"{short_location(c.location)} (a target network, a constant)"),
+                fix="nothing to fix if it is not meant to train"))
+            continue
         if not opts and top_of.get(v) not in used_tops and ci is None:
             out.append(Unreached(
                 severity="info", name=g.label[v], optimizers=[], module=g.module[v], node=v,
@@ -316,6 +325,15 @@ def leaf_findings(g: ProbeGraph, masks: list[int], cuts: Sequence[Cut], leaf_cut
             sev, reason = "info", (f"{name} is rebuilt outside autograd and made to require grad, and its gradient "
                                    "is used (an inputs= of autograd.grad, or .grad read): intended")
             fix = "nothing to fix"
+        elif ci is not None and cuts[ci].guess and cuts[ci].location is None:
+            c = cuts[ci]
+            sev = c.severity
+            src = c.from_.get("module") or c.from_.get("op")
+            reason = (f"{name} requires grad but belongs to no module or optimizer: the graph is cut here, so "
+                      f"{M.join_capped(losses, 3) or 'its loss'} get{'s' if len(losses) == 1 else ''} no gradient "
+                      f"upstream of it. It matches a tensor saved in another loss's graph, so the guessed cut is "
+                      f"from {src} (run under graphprobe.trace(), or `graphprobe render script.py`, to confirm)")
+            fix = c.fix
         elif ci is not None:
             c = cuts[ci]
             sev = c.severity

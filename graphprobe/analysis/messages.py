@@ -123,7 +123,7 @@ def cut_reason(key: str, kind: str, src: str | None, dst: str | None, blocked: S
     by = join_capped(list(trained_by), 3)
     what = {"numpy": "a numpy round trip", "item": "an .item() value", "tolist": "a .tolist() value",
             "data": "a .data value", "no_grad": "a value computed under no_grad",
-            "detach": "a .detach()"}.get(kind, f"a {kind} cut")
+            "detach": "a .detach()", "value_match": "a tensor rebuilt outside autograd"}.get(kind, f"a {kind} cut")
     texts = {
         "consumed": "the tensor rebuilt here is made to require grad and its gradient is used "
                     "(an inputs= of autograd.grad, or .grad read): intended",
@@ -174,6 +174,9 @@ def cut_fix(kind: str, severity: str, chain: Sequence[str], with_location: str |
                 f"({'a Python number' if kind == 'item' else 'a list'} carries no gradient)")
     if kind == "detach":
         return "remove the .detach(), or mark the line '# graphprobe: ignore' if it is intended"
+    if kind == "value_match":
+        return ("keep the computation in torch between the two modules (no .numpy(), .item(), .tolist(), .data or "
+                ".detach()); run under graphprobe.trace() to see the exact line")
     return "keep the computation in torch between the two modules, so the loss's gradient flows back upstream"
 
 

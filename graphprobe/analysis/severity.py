@@ -11,7 +11,7 @@ table lists the programs each one is tested on):
    another route anyway: info;
 3. the value comes back only as loss arithmetic (a baseline ``R - value.item()``, a normaliser
    ``loss / loss.item()``, a target computed under ``no_grad``, a weight) while the upstream
-   module is trained by a loss of its own: info;
+   module is trained by a loss of its own, or by no optimizer at all (a DQN target network): info;
 4. the blocked losses are not followed by a step of any optimizer that holds the blocked
    parameters (a GAN's discriminator step, whose optimizer holds only the discriminator): info;
    when no optimizer step was recorded this rule is skipped;
@@ -20,7 +20,8 @@ table lists the programs each one is tested on):
 6. another loss reaches the upstream parameters through the downstream module, uncut (a GAN's
    ``D(fake.detach())`` while the generator loss runs through ``D(fake)``): info;
 7. an explicit ``.detach()`` into a trainable module whose upstream module is trained by its own
-   loss: warning, with both readings (layer-local training means it; the Cor bug does not);
+   loss: warning, with both readings (layer-local training means it; the Cor bug does not); one
+   that starves the upstream parameters: an error when an optimizer holds them, else a warning;
 8. anything else that feeds a trainable module, or is the only route to the upstream
    parameters: error.
 
@@ -60,6 +61,8 @@ class CutFacts:
     #: the data came back as a leaf made to require grad whose gradient the script uses
     rebuilt_consumed: bool = False
     guess: bool = False
+    #: an optimizer holds an upstream parameter that no loss reaches
+    held_starved: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _judge(f: CutFacts) -> Verdict:
         return Verdict("info", "nothing_upstream")
     if not f.blocked:
         return Verdict("info", "other_route")
-    if f.role == "loss_arithmetic" and f.upstream_trained:
+    if f.role == "loss_arithmetic" and (f.upstream_trained or not f.held_starved):
         return Verdict("info", "loss_arithmetic")
     if f.meant is False:
         return Verdict("info", "not_meant")
@@ -104,7 +107,7 @@ def _judge(f: CutFacts) -> Verdict:
             return Verdict("info", "gan")
         if f.upstream_trained:
             return Verdict("warning", "detach_two_readings")
-        return Verdict("error", "starves")
+        return Verdict("error" if f.held_starved else "warning", "starves")
     if f.through_module and f.meant is not True:
         return Verdict("info", "gan")
     if f.role == "loss_arithmetic":
