@@ -63,6 +63,17 @@ def _top(m: str | None) -> str | None:
     return m.split(".")[0] if m else None
 
 
+def _entered(src: str | None, dst: str | None) -> str | None:
+    """The module path ``dst`` enters, one level below what it shares with ``src``."""
+    if dst is None:
+        return None
+    a, b = (src or "").split("."), dst.split(".")
+    k = 0
+    while k < len(a) and k < len(b) and a[k] == b[k]:
+        k += 1
+    return ".".join(b[:k + 1]) if k < len(b) else dst
+
+
 def near_module(g: ProbeGraph, v: int, producers: list[list[int]]) -> str | None:
     """The module of ``v``, or of the nearest node upstream of it that has one (256 nodes at most)."""
     if g.module[v] is not None:
@@ -102,7 +113,8 @@ class _Ctx:
                     self.loss_tops[i].add(t)
 
     def reaches_module(self, params: Sequence[int], top: str) -> bool:
-        """Whether data from ``params`` flows, through autograd edges, into an op of module ``top``.
+        """Whether data from ``params`` flows, through autograd edges, into an op of module ``top``
+        (or of a module inside it).
 
         A GAN's generator output feeds the discriminator uncut in the generator step. O(V + E).
         """
@@ -111,7 +123,8 @@ class _Ctx:
         queue = deque(params)
         while queue:
             v = queue.popleft()
-            if g.kind[v] == "op" and _top(g.module[v]) == top:
+            m = g.module[v]
+            if g.kind[v] == "op" and m is not None and (m == top or m.startswith(top + ".")):
                 return True
             for c in self.consumers[v]:
                 if c not in seen:
@@ -120,14 +133,14 @@ class _Ctx:
         return False
 
     def downstream_module(self, d: int) -> str | None:
-        """Top module of the first op below ``d`` (itself included) that takes a trainable parameter."""
+        """Module of the first op below ``d`` (itself included) that takes a trainable parameter."""
         g, trainable = self.g, self.trainable
         seen, queue = {d}, deque([d])
         while queue and len(seen) < _DOWNSTREAM_BUDGET:
             v = queue.popleft()
             for p in self.producers[v]:
                 if p in trainable:
-                    return _top(g.module[v] or g.module[p] or g.label[p])
+                    return g.module[v] or g.module[p] or g.label[p].rsplit(".", 1)[0]
             for c in self.consumers[v]:
                 if c not in seen:
                     seen.add(c)
@@ -203,8 +216,9 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
     up_params = g.in_param_order(v for v in up_nodes if v in ctx.trainable)
     src_mod = near_module(g, srcs[0], ctx.producers)
     dst_mod = g.module[d]
-    down_top = ctx.downstream_module(d)
-    role = "module_input" if down_top is not None else "loss_arithmetic"
+    down_mod = ctx.downstream_module(d)
+    down_top = _top(down_mod)
+    role = "module_input" if down_mod is not None else "loss_arithmetic"
     behind = _bits(masks[d])
     blocked = []
     blocked_loss_idx = []
@@ -217,11 +231,16 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
     trained_by = [g.label[g.losses[i]] for i in range(len(g.losses))
                   if i not in blocked_set and g.losses[i] not in g.composite
                   and any(masks[v] >> i & 1 for v in up_params)]
-    upstream_trained = any(masks[v] for v in up_params)
+    # What the cut keeps from the losses behind it: trained by some other loss, or by none at all.
+    missing = [v for v in up_params if any(not masks[v] >> i & 1 for i in blocked_loss_idx)]
+    upstream_trained = any(masks[v] for v in missing) if missing else any(masks[v] for v in up_params)
+    # The module the data enters, at the depth where its path parts from the upstream module's
+    # (model.transformer -> model.lm_head enters "model.lm_head"; G -> D enters "D").
     up_top = _top(src_mod)
+    enter = _entered(src_mod, down_mod)
     through = False
-    if down_top is not None and blocked:
-        through = ctx.reaches_module(up_params, down_top)
+    if enter is not None and blocked:
+        through = ctx.reaches_module(up_params, enter)
     meant: bool | None = None
     if blocked_loss_idx and ctx.loss_steps:
         known = [ctx.loss_steps[i] for i in blocked_loss_idx if i < len(ctx.loss_steps)
@@ -231,11 +250,11 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
                     for o in g.optimizers.get(v, [])}
             meant = any(bool(s & held) for s in known) if held else None
     facts = CutFacts(
-        kind=c.kind, role=role, same_module=up_top is not None and up_top == (down_top or _top(dst_mod)),
+        kind=c.kind, role=role, same_module=src_mod is not None and src_mod == (down_mod or dst_mod),
         trainable_upstream=bool(up_params), blocked=bool(blocked), upstream_trained=upstream_trained,
         through_module=through, meant=meant,
         rebuilt_consumed=c.made_requires_grad and c.leaf is not None and c.leaf in consumed, guess=c.guess,
-        held_starved=any(masks[v] == 0 and v in g.optimizers for v in up_params))
+        held_starved=any(masks[v] == 0 and v in g.optimizers for v in (missing or up_params)))
     verdict = judge_cut(facts)
     chain_ops = [op for op, _ in c.chain]
     location, exit_loc = c.location, None
@@ -431,7 +450,8 @@ def build_causes(g: ProbeGraph, f: Findings) -> list[Cause]:
             k = cut_cause[ci]
             d.caused_by = k
             causes[k].explains.append(("detached", j))
-            causes[k].severity = worst([causes[k].severity, d.severity])
+            if not causes[k].guess:  # a guess stays at most a warning, whatever it explains
+                causes[k].severity = worst([causes[k].severity, d.severity])
             continue
         if d.severity == "info" and d.kind == "unreached":
             continue
