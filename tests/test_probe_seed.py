@@ -88,7 +88,7 @@ def test_case3_mul_keeps_one_graph(seed_nets):
     r = probe(loss1, loss2)
     assert len(r.components) == 1
     g = r.graph
-    mul = [n for n, d in g.nodes(data=True) if d["op"] == "MulBackward0"]
+    mul = [n for n, d in g.nodes(data=True) if d.get("op") == "MulBackward0"]
     assert len(mul) == 1
     # MulBackward0 joins net1's output to net2's input.
     preds = {g.nodes[p]["module"] for p in g.predecessors(mul[0])}

@@ -182,6 +182,11 @@ class Opaque(Finding):
     kind: str = "custom"
     confirmed: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """Schema 1's opaque entry: a note, not a finding with a severity."""
+        return {"node": self.node, "op": self.op, "module": self.module, "kind": self.kind,
+                "confirmed": self.confirmed, "reason": self.reason}
+
 
 @dataclass
 class Starved:
