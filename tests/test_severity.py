@@ -404,3 +404,25 @@ def test_no_text_line_over_160_characters(tmp_path, capsys):
     assert rc == 1
     assert max(len(line) for line in out.splitlines()) <= 160
     assert out.index("Causes") < out.index("[error]")
+
+
+def test_a_loss_term_added_as_a_constant_is_error(tmp_path, capsys):
+    """The VAE injection: ``KLD = (...).item()`` then ``BCE + KLD`` trains nothing through KLD."""
+    d = _run(tmp_path, capsys, """
+        enc, dec = nn.Linear(6, 4), nn.Linear(2, 6)
+        opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), 1e-3)
+        for _ in range(2):
+            x = torch.rand(5, 6)
+            h = enc(x)
+            mu, logvar = h[:, :2], h[:, 2:]
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            BCE = F.mse_loss(dec(z), x, reduction="sum")
+            KLD = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()).item()  # CUT
+            loss = BCE + KLD
+            opt.zero_grad(); loss.backward(); opt.step()
+    """)
+    line = _line_of(tmp_path, "# CUT")
+    cut = _at(d, line)
+    assert cut["severity"] == "error" and cut["role"] == "loss_term"
+    assert f"prog.py:{line}" in d["verdict"]
+    assert "keep the tensor" in cut["fix"]

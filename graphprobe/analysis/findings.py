@@ -21,6 +21,9 @@ from .severity import CutFacts, judge_cut
 __all__ = ["CutInput", "Findings", "judge_cuts", "unreached_findings", "leaf_findings", "freed_findings",
            "describe_errors", "build_causes"]
 
+#: ops where a value that came back as a constant is only added to (or subtracted from) the rest
+_ADDITIVE = frozenset({"AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1", "RsubBackward0",
+                       "RsubBackward1"})
 _DOWNSTREAM_BUDGET = 4096  # nodes looked at below a re-entry to tell module input from loss arithmetic
 
 
@@ -219,6 +222,9 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
     down_mod = ctx.downstream_module(d)
     down_top = _top(down_mod)
     role = "module_input" if down_mod is not None else "loss_arithmetic"
+    if role == "loss_arithmetic" and g.op[d] in _ADDITIVE:
+        # `loss = BCE + KLD.item()`: a constant added to the loss shifts it and trains nothing.
+        role = "loss_term"
     behind = _bits(masks[d])
     blocked = []
     blocked_loss_idx = []

@@ -133,6 +133,8 @@ def cut_reason(key: str, kind: str, src: str | None, dst: str | None, blocked: S
                            f"{up} is trained by {by or 'another loss'}: intended",
         "not_meant": f"{what} into {down}; {losses} is not followed by a step of the optimizer that holds "
                      f"{up}'s parameters, so it is not meant to train them: intended",
+        "dead_term": f"{what} is added to the loss as a constant: that term shifts the loss and trains nothing "
+                     f"(its gradient to {up} is lost)",
         "truncation": f"{what} inside {up}: truncated backpropagation (as repackage_hidden): intended",
         "gan": f"{what} into {down}, while {by or 'another loss'} reaches {up} through {down} uncut "
                "(a GAN's D(fake.detach())): intended",

@@ -7,8 +7,9 @@ table lists the programs each one is tested on):
 
 1. a leaf rebuilt after the cut whose gradient the script uses (``inputs=`` of
    ``autograd.grad``, a ``.grad`` read: WGAN-GP, a gradient relay): info;
-2. nothing trainable upstream, or every loss behind the cut reaches the upstream parameters by
-   another route anyway: info;
+2. nothing trainable upstream: info; a value that comes back only as a term added to the loss
+   (``loss = BCE + KLD.item()``), a constant that shifts the loss and trains nothing: error; every
+   loss behind the cut reaching the upstream parameters by another route anyway: info;
 3. the value comes back only as loss arithmetic (a baseline ``R - value.item()``, a normaliser
    ``loss / loss.item()``, a target computed under ``no_grad``, a weight) while the upstream
    module is trained by a loss of its own, or by no optimizer at all (a DQN target network): info;
@@ -43,7 +44,8 @@ class CutFacts:
 
     kind: str
     #: ``module_input`` when a trainable op (one that takes a parameter) is downstream of the
-    #: re-entry, on the way to a loss; else ``loss_arithmetic``
+    #: re-entry, on the way to a loss; ``loss_term`` when it is added to the loss and nothing
+    #: else; else ``loss_arithmetic``
     role: str
     #: the upstream and downstream sides are in one top-level module
     same_module: bool
@@ -94,6 +96,8 @@ def _judge(f: CutFacts) -> Verdict:
         return Verdict("info", "consumed")
     if not f.trainable_upstream:
         return Verdict("info", "nothing_upstream")
+    if f.role == "loss_term":
+        return Verdict("error", "dead_term")
     if not f.blocked:
         return Verdict("info", "other_route")
     if f.role == "loss_arithmetic" and (f.upstream_trained or not f.held_starved):
