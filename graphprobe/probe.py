@@ -285,11 +285,15 @@ def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int
     want: dict[int, list[tuple[int, torch.Tensor]]] = {}
     for nid, t in leaves.items():
         if t.numel() >= 2 and nid in consumer:
-            want.setdefault(t.numel(), []).append((nid, t.detach().reshape(-1).double()))
-    out: list[CutInput] = []
-    done: set[int] = set()
+            want.setdefault(t.numel(), []).append((nid, t.detach().reshape(-1).double().cpu()))
+    if not want:
+        return []
+    # One pass over the nodes collects the candidates (same numel, another loss's graph, each
+    # saved tensor once); then one vectorised affine fit per size compares them all at once.
+    cands: dict[int, list[tuple[int, str, Any, torch.Tensor]]] = {}
+    seen_ptr: set[tuple[int, int]] = set()
     for k, (fn, nid) in enumerate(fn_node.items()):
-        if k >= _GUESS_NODE_BUDGET or len(done) == len(leaves):
+        if k >= _GUESS_NODE_BUDGET:
             break
         if g.kind[nid] != "op":
             continue
@@ -300,46 +304,61 @@ def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int
                 continue
             for sv in (raw if isinstance(raw, (list, tuple)) else (raw,)):
                 x = getattr(sv, "data", None)
-                if not isinstance(x, torch.Tensor) or x.numel() not in want:
+                if not isinstance(x, torch.Tensor) or x.numel() not in want or x.device.type == "meta":
                     continue
-                for leaf, y in want[x.numel()]:
-                    if leaf in done or masks[nid] & masks[leaf] or x.device.type == "meta":
-                        continue
-                    fit = _affine(x.detach().reshape(-1).double().cpu(), y.cpu())
-                    if fit is None:
-                        continue
-                    a, b = fit
-                    src = nid
-                    if "result" not in attr:  # an input of fn: the node that produced it
-                        nxt = [fn_node.get(n) for n, _ in fn.next_functions if n is not None]
-                        src = next((n for n in nxt if n is not None and g.kind[n] == "op"), nid)
-                    what = attr[len("_raw_saved_"):]
-                    expr = f"{a:.3g}·x" + (f" + {b:.3g}" if abs(b) > 1e-12 else "")
-                    losses = ", ".join(g.label[g.losses[i]] for i in A.reach._bits(masks[nid]))
-                    out.append(CutInput([src], consumer[leaf], "value_match",
-                                        [("saved " + what + " of " + (g.op[nid] or "?"), None), (expr, None)],
-                                        None, None, guess=True, made_requires_grad=True, leaf=leaf,
-                                        note=(f"{g.label[leaf]} = {expr}, x the {what} {g.op[nid]} saved in "
-                                              f"{losses}'s graph: linked by value (a guess)")))
-                    done.add(leaf)
+                key = (x.data_ptr(), x.numel())
+                if key in seen_ptr:
+                    continue
+                seen_ptr.add(key)
+                cands.setdefault(x.numel(), []).append((nid, attr, fn, x))
+    out: list[CutInput] = []
+    for n, group in cands.items():
+        for leaf, y in want[n]:
+            pool = [c for c in group if not masks[c[0]] & masks[leaf]]
+            hit = _first_affine(pool, y)
+            if hit is None:
+                continue
+            (nid, attr, fn, _), a, b = hit
+            src = nid
+            if "result" not in attr:  # an input of fn: the node that produced it
+                nxt = [fn_node.get(m) for m, _ in fn.next_functions if m is not None]
+                src = next((m for m in nxt if m is not None and g.kind[m] == "op"), nid)
+            what = attr[len("_raw_saved_"):]
+            expr = f"{a:.3g}·x" + (f" + {b:.3g}" if abs(b) > 1e-12 else "")
+            losses = ", ".join(g.label[g.losses[i]] for i in A.reach._bits(masks[nid]))
+            out.append(CutInput([src], consumer[leaf], "value_match",
+                                [("saved " + what + " of " + (g.op[nid] or "?"), None), (expr, None)],
+                                None, None, guess=True, made_requires_grad=True, leaf=leaf,
+                                note=(f"{g.label[leaf]} = {expr}, x the {what} {g.op[nid]} saved in "
+                                      f"{losses}'s graph: linked by value (a guess)")))
     return out
 
 
-def _affine(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float] | None:
-    """``(a, b)`` with ``y == a·x + b`` to float32 precision, or None (``x`` constant: no evidence)."""
-    xm, ym = x.mean(), y.mean()
-    dx = x - xm
-    var = float((dx * dx).sum())
-    if var <= 1e-18:
-        return None
-    a = float((dx * (y - ym)).sum()) / var
-    if abs(a) < 1e-12:
-        return None
-    b = float(ym) - a * float(xm)
+_FIT_CHUNK = 1 << 22  # elements stacked for one vectorised fit (32 MiB of float64)
+
+
+def _first_affine(pool: Sequence[tuple[int, str, Any, torch.Tensor]],
+                  y: torch.Tensor) -> tuple[tuple[int, str, Any, torch.Tensor], float, float] | None:
+    """The first candidate ``x`` with ``y == a·x + b`` (float32 precision), with ``a`` and ``b``."""
+    n = y.numel()
+    per = max(1, _FIT_CHUNK // n)
+    ym = y.mean()
+    dy = y - ym
     scale = float(y.abs().max()) + 1e-12
-    if float((a * x + b - y).abs().max()) > 1e-5 * scale:
-        return None
-    return a, b
+    for lo in range(0, len(pool), per):
+        chunk = pool[lo:lo + per]
+        X = torch.stack([c[3].detach().reshape(-1).to("cpu", torch.float64) for c in chunk])
+        dx = X - X.mean(dim=1, keepdim=True)
+        var = (dx * dx).sum(dim=1)
+        a = (dx * dy).sum(dim=1) / var.clamp_min(1e-300)
+        b = ym - a * X.mean(dim=1)
+        err = (a[:, None] * X + b[:, None] - y).abs().amax(dim=1)
+        ok = (var > 1e-18) & (a.abs() > 1e-12) & (err <= 1e-5 * scale)
+        idx = torch.nonzero(ok).flatten()
+        if idx.numel():
+            i = int(idx[0])
+            return chunk[i], float(a[i]), float(b[i])
+    return None
 
 
 def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],

@@ -271,8 +271,8 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
     line = M.source_line(location)
     reason = M.cut_reason(verdict.key, c.kind, up_top, _top(dst_mod) or down_top, [b["loss"] for b in blocked],
                           trained_by)
-    if c.note:
-        reason = c.note + "; " + reason
+    if c.note:  # a guessed link says what it matched, and that it is a guess, once
+        reason = c.note + "; " + reason.replace("; linked by value only (a guess), so at most a warning", "")
     cut = Cut(
         severity=verdict.severity, reason=reason,
         fix=M.cut_fix(c.kind, verdict.severity, chain_ops, location if exit_loc else None, line, role),
@@ -444,7 +444,9 @@ def build_causes(g: ProbeGraph, f: Findings) -> list[Cause]:
             names.extend(p for p in b["params"] if p not in names)
         what = f"{c.kind} cut" + (" (a guess)" if c.guess else "")
         count = f"{c.count}× at " if c.count > 1 else "at "
-        cause = Cause(severity=c.severity, kind=c.kind, title=f"{what} {count}{short_location(c.location)}",
+        title = (f"{what} {count}{short_location(c.location)}" if c.location else
+                 f"guessed cut from {c.from_.get('module') or c.from_.get('op')} (a rebuilt leaf matches a saved tensor)")
+        cause = Cause(severity=c.severity, kind=c.kind, title=title,
                       location=c.location, line=c.line, fix=c.fix, reason=c.reason, count=c.count,
                       starves=_starved_groups(g, names, losses), finding=("cuts", i), guess=c.guess)
         cut_cause[i] = len(causes)
