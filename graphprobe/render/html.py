@@ -25,6 +25,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..locations import short_location
+
 if TYPE_CHECKING:
     from ..report import Report
 
@@ -80,9 +82,10 @@ def _inline_svg(svg: str) -> str:
 
 
 def _short(loc: str | None) -> str:
+    """``cor.py:26`` (a notebook cell: ``In [3], line 4``); the JSON keeps the full path."""
     if not loc:
         return ""
-    return str(loc).replace("\\", "/")
+    return short_location(str(loc))
 
 
 def _badge(sev: str, text: str | None = None) -> str:

@@ -74,7 +74,7 @@ def render_text(report: "Report", color: bool = False) -> str:
     if report.frozen:
         lines += ["", c("bold", "Frozen") + " (requires_grad=False; not detached)"]
         names = [f["name"] for f in report.frozen]
-        lines.append("  " + ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else ""))
+        lines.append(_cap("  " + _join(names, 12)))
     if report.opaque:
         lines += ["", c("bold", "Can't see inside")]
         for o in report.opaque[:10]:
