@@ -516,11 +516,11 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
     inputs: list[CutInput] = []
     for srcs, d, rec in cut_pairs:
-        leaf = None
+        leaf: int | None = None
         for _, ref in rec.targets:
-            t = ref() if ref is not None else None
-            if t is not None and leaf_node and id(t) in leaf_node:
-                leaf = leaf_node[id(t)]
+            tensor = ref() if ref is not None else None
+            if tensor is not None and leaf_node and id(tensor) in leaf_node:
+                leaf = leaf_node[id(tensor)]
                 break
         inputs.append(CutInput(srcs, d, rec.kind, list(rec.chain), rec.location, rec.reentry_location,
                                guess=rec.guess, ignored=rec.ignored, made_requires_grad=rec.made_requires_grad,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import AbstractSet as Set
 from typing import Any, Sequence
 
 from ..graph import ProbeGraph
@@ -152,7 +153,7 @@ class _Ctx:
 
 
 def judge_cuts(g: ProbeGraph, masks: list[int], cuts: Sequence[CutInput],
-               loss_steps: Sequence[set[str] | None] = (), consumed: set[int] = frozenset()) -> Findings:
+               loss_steps: Sequence[set[str] | None] = (), consumed: Set[int] = frozenset()) -> Findings:
     """Judge every cut, merge repeats of one site, and order them by severity.
 
     Parameters
@@ -210,7 +211,7 @@ def judge_cuts(g: ProbeGraph, masks: list[int], cuts: Sequence[CutInput],
     return out
 
 
-def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[int], int, set[int]]:
+def _judge_one(ctx: _Ctx, c: CutInput, consumed: Set[int]) -> tuple[Cut, list[int], int, set[int]]:
     g, masks = ctx.g, ctx.masks
     srcs, d = c.sources, c.dst
     up_nodes: set[int] = set()
@@ -226,7 +227,7 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
         # `loss = BCE + KLD.item()`: a constant added to the loss shifts it and trains nothing.
         role = "loss_term"
     behind = _bits(masks[d])
-    blocked = []
+    blocked: list[dict[str, Any]] = []
     blocked_loss_idx = []
     for i in behind:
         missing = [g.label[v] for v in up_params if not masks[v] >> i & 1]
@@ -238,8 +239,8 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
                   if i not in blocked_set and g.losses[i] not in g.composite
                   and any(masks[v] >> i & 1 for v in up_params)]
     # What the cut keeps from the losses behind it: trained by some other loss, or by none at all.
-    missing = [v for v in up_params if any(not masks[v] >> i & 1 for i in blocked_loss_idx)]
-    upstream_trained = any(masks[v] for v in missing) if missing else any(masks[v] for v in up_params)
+    cut_off = [v for v in up_params if any(not masks[v] >> i & 1 for i in blocked_loss_idx)]
+    upstream_trained = any(masks[v] for v in cut_off) if cut_off else any(masks[v] for v in up_params)
     # The module the data enters, at the depth where its path parts from the upstream module's
     # (model.transformer -> model.lm_head enters "model.lm_head"; G -> D enters "D").
     up_top = _top(src_mod)
@@ -249,8 +250,8 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
         through = ctx.reaches_module(up_params, enter)
     meant: bool | None = None
     if blocked_loss_idx and ctx.loss_steps:
-        known = [ctx.loss_steps[i] for i in blocked_loss_idx if i < len(ctx.loss_steps)
-                 and ctx.loss_steps[i] is not None]
+        known = [st for i in blocked_loss_idx if i < len(ctx.loss_steps)
+                 and (st := ctx.loss_steps[i]) is not None]
         if known:
             held = {o for v in up_params if not all(masks[v] >> i & 1 for i in blocked_loss_idx)
                     for o in g.optimizers.get(v, [])}
@@ -260,7 +261,7 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: set[int]) -> tuple[Cut, list[in
         trainable_upstream=bool(up_params), blocked=bool(blocked), upstream_trained=upstream_trained,
         through_module=through, meant=meant,
         rebuilt_consumed=c.made_requires_grad and c.leaf is not None and c.leaf in consumed, guess=c.guess,
-        held_starved=any(masks[v] == 0 and v in g.optimizers for v in (missing or up_params)))
+        held_starved=any(masks[v] == 0 and v in g.optimizers for v in (cut_off or up_params)))
     verdict = judge_cut(facts)
     chain_ops = [op for op, _ in c.chain]
     location, exit_loc = c.location, None

@@ -81,8 +81,8 @@ def enclosing_no_grad(loc: str | None) -> str | None:
         return None
     best: int | None = None
     for node in ast.walk(tree):
-        end = getattr(node, "end_lineno", None)
-        if end is None or not (node.lineno <= line <= end):
+        start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if start is None or end is None or not (start <= line <= end):
             continue
         if isinstance(node, (ast.With, ast.AsyncWith)) and any(_is_no_grad(it.context_expr) for it in node.items):
             if node.lineno < line and (best is None or node.lineno > best):

@@ -43,8 +43,8 @@ def render_text(report: "Report", color: bool = False) -> str:
     if report.shared:
         lines += ["", c("bold", "Shared")]
         for s in report.shared:
-            ps = _join(s["params"], 6) or f"{len(s['nodes'])} nodes, no parameters"
-            lines.append(_cap(f"  {' & '.join(s['losses'])} share {ps}"))
+            shared = _join(s["params"], 6) or f"{len(s['nodes'])} nodes, no parameters"
+            lines.append(_cap(f"  {' & '.join(s['losses'])} share {shared}"))
     comps = report.components
     if len(comps) > 1:
         lines += ["", c("bold", f"Components ({len(comps)})")]
