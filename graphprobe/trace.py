@@ -616,6 +616,9 @@ import torch.compiler as _torch_compiler  # noqa: E402
 # torch.compiler._is_compiling_flag: True for a whole torch.compile session (older torch: absent)
 _COMPILER: Any = _torch_compiler if hasattr(_torch_compiler, "_is_compiling_flag") else _NoCompiler
 _DATA_DESCR = torch._C.TensorBase.__dict__["data"]
+_PyFunction = type(_first_grad_fn)
+_GRAD_DESCR = torch._C.TensorBase.__dict__["grad"]
+_MAX_STEPS = 64  # optimizer steps remembered (the latest ones)
 _FACTORIES_FROM_DATA = {torch.tensor: "tensor", torch.as_tensor: "as_tensor", torch.asarray: "asarray",
                         _T.new_tensor: "new_tensor"}
 
@@ -627,6 +630,8 @@ class _Mode(TorchFunctionMode):
         self.handlers: dict[Any, Callable[..., Any]] = {
             _T.detach: self._detach, _T.detach_: self._detach, _T.numpy: self._numpy,
             _T.item: self._item, _T.tolist: self._tolist, _T.requires_grad_: self._requires_grad_,
+            torch.autograd.grad: self._grad_call, torch.autograd.backward: self._grad_call,
+            _T.backward: self._grad_call,
         }
         for f in _FACTORIES_FROM_DATA:
             self.handlers[f] = self._factory
@@ -643,10 +648,17 @@ class _Mode(TorchFunctionMode):
         if threading.get_ident() != tr._thread or tr._paused or self.off:
             return func(*args, **kwargs)
         h = self.handlers.get(func)
+        if h is None and type(func) is _PyFunction and hasattr(func, "__wrapped__"):
+            h = self.handlers.get(func.__wrapped__)  # the runner's backward/grad wrappers
         if h is not None:
             return h(func, args, kwargs)
-        if getattr(func, "__self__", None) is _DATA_DESCR:
+        owner = getattr(func, "__self__", None)
+        if owner is _DATA_DESCR:
             return self._detach(func, args, kwargs, kind="data")
+        if owner is _GRAD_DESCR and args and isinstance(args[0], torch.Tensor):
+            # The script reads a leaf's .grad (a gradient relay): that leaf's gradient is consumed.
+            self.tr._note_consumed([args[0]])
+            return func(*args, **kwargs)
         out = func(*args, **kwargs)
         # (isinstance, not type(): x.max(dim=0) returns a namedtuple, and its node must move the
         # sequence mark too, or the next module call would claim it)
@@ -710,6 +722,16 @@ class _Mode(TorchFunctionMode):
             self.tr._remember_value(first, prov)
         return _track_list(out, prov)
 
+    def _grad_call(self, func: Any, args: Any, kwargs: Any) -> Any:
+        """autograd.grad / backward with ``inputs=``: the gradients of those leaves are used."""
+        if func is torch.autograd.grad:
+            inputs = args[1] if len(args) > 1 else kwargs.get("inputs")
+        else:
+            inputs = kwargs.get("inputs")
+        if inputs is not None:
+            self.tr._note_consumed([inputs] if isinstance(inputs, torch.Tensor) else list(inputs))
+        return func(*args, **kwargs)
+
     # re-entries
     def _requires_grad_(self, func: Any, args: Any, kwargs: Any) -> Any:
         t = args[0]
@@ -749,6 +771,8 @@ class TraceSnapshot:
         self.records: dict[int, CutRecord] = {}
         self.reentry: dict[int, Any] = {}
         self.plain: dict[int, Any] = {}
+        self.consumed: dict[int, Any] = {}
+        self.steps: list[tuple[int, Any]] = []
 
     def add(self, tr: "Trace") -> None:
         """Merge what ``tr`` holds now; an earlier record of the same site pair is kept."""
@@ -757,9 +781,19 @@ class TraceSnapshot:
                 self.records.setdefault(id(r), r)
         self.reentry.update(tr._reentry_leaves)
         self.plain.update(tr._plain_leaves)
+        # The live containers, not copies: a gradient is read and an optimizer steps after the
+        # step's last backward, and the report is built only when the next step begins.
+        self.consumed = tr._consumed
+        self.steps = tr._steps
 
     def cut_records(self) -> list[CutRecord]:
         return list(self.records.values())
+
+    def consumed_leaf_ids(self) -> set[int]:
+        return {i for i, r in self.consumed.items() if r() is not None}
+
+    def optimizer_steps(self) -> list[tuple[int, Any]]:
+        return [(s, r()) for s, r in self.steps if r() is not None]
 
     def reentry_leaf_ids(self) -> set[int]:
         return {i for i, r in self.reentry.items() if r() is not None}
@@ -791,6 +825,10 @@ class Trace(contextlib.ContextDecorator):
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
+        #: leaves whose gradient the script uses (an inputs= of autograd.grad, a .grad read)
+        self._consumed: dict[int, Any] = {}
+        #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
+        self._steps: list[tuple[int, Any]] = []
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
@@ -816,6 +854,14 @@ class Trace(contextlib.ContextDecorator):
         """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
         return {i for i, r in self._plain_leaves.items() if r() is not None}
 
+    def consumed_leaf_ids(self) -> set[int]:
+        """``id()`` of live leaves whose gradient the script used (``inputs=``, a ``.grad`` read)."""
+        return {i for i, r in self._consumed.items() if r() is not None}
+
+    def optimizer_steps(self) -> list[tuple[int, Any]]:
+        """``(autograd sequence nr before the step, optimizer)`` of the recorded steps, oldest first."""
+        return [(s, r()) for s, r in self._steps if r() is not None]
+
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Record nothing inside this block (graphprobe's own confirmation backward)."""
@@ -831,6 +877,8 @@ class Trace(contextlib.ContextDecorator):
         self._closed.clear()
         self._reentry_leaves.clear()
         self._plain_leaves.clear()
+        self._consumed.clear()
+        self._steps.clear()
 
     # -- state kept while recording --------------------------------------------------------
     def _tensor_prov(self, t: torch.Tensor) -> Provenance | None:
@@ -851,6 +899,11 @@ class Trace(contextlib.ContextDecorator):
             d.pop(key, None)
 
         d[key] = (weakref.ref(t, gone), prov)
+
+    def _note_consumed(self, tensors: list[Any]) -> None:
+        for t in tensors[:64]:
+            if isinstance(t, torch.Tensor) and t.grad_fn is None and len(self._consumed) < 4096:
+                self._consumed[id(t)] = weakref.ref(t)
 
     def _drop_prov(self, t: torch.Tensor) -> None:
         self._prov.pop(id(t), None)
@@ -1304,6 +1357,10 @@ class Trace(contextlib.ContextDecorator):
             _sweep_modes()
             return
         if threading.get_ident() == self._thread:
+            if not self._paused:
+                # Which losses an optimizer's step follows tells what the user meant them to train.
+                self._steps.append((self._seq_hi, weakref.ref(opt)))
+                del self._steps[:-_MAX_STEPS]
             self._paused += 1
 
     def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
