@@ -657,15 +657,13 @@ class _Mode(TorchFunctionMode):
     # exits
     def _detach(self, func: Any, args: Any, kwargs: Any, kind: str = "detach") -> Any:
         t = args[0]
-        fn = _gfn(t)
         was = t.requires_grad
+        src, params = _sources([t]) if was else ((), ())  # before: detach_() changes t
         prior = self.tr._tensor_prov(t)
         out = func(*args, **kwargs)
         if not isinstance(out, torch.Tensor):
             return out
         if was:
-            src = (fn,) if fn is not None else ()
-            params = (weakref.ref(t),) if fn is None else ()
             loc = user_location()
             self.tr._set_prov(out, Provenance(kind, loc, src, params, ((kind, loc),)))
         elif prior is not None:
@@ -677,10 +675,9 @@ class _Mode(TorchFunctionMode):
         if prior is not None:
             return prior.then(kind, user_location(), kind)
         if t.requires_grad:
-            fn = _gfn(t)
             loc = user_location()
-            return Provenance(kind, loc, (fn,) if fn is not None else (),
-                              (weakref.ref(t),) if fn is None else (), ((kind, loc),))
+            src, params = _sources([t])
+            return Provenance(kind, loc, src, params, ((kind, loc),))
         return None
 
     def _numpy(self, func: Any, args: Any, kwargs: Any) -> Any:
@@ -797,7 +794,7 @@ class Trace(contextlib.ContextDecorator):
         self._stack_checked = 5_000
         self._mode: _Mode | None = None
         self._handles: list[Any] = []
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches: list[tuple[Any, str, Any, Any, bool]] = []  # owner, name, old, new, own
         self._thread = 0
         self._paused = 0
         self._new_done = False
@@ -895,8 +892,11 @@ class Trace(contextlib.ContextDecorator):
         e = d.get(key)
         mine = [e[1]] if e is not None and e[0]() is a else []
         prov = Provenance.merge(mine + provs, op, loc)
+        def gone(_: Any, key: int = key, d: dict = d) -> None:
+            d.pop(key, None)
+
         try:
-            ref = weakref.ref(a, lambda _, key=key, d=d: d.pop(key, None))
+            ref = weakref.ref(a, gone)
         except TypeError:
             return
         d[key] = (ref, prov)

@@ -642,3 +642,14 @@ def test_nothing_of_graphprobe_on_the_mode_stack_after_cli_main(tmp_path):
     for extra in ([], ["--keep-running"]):
         cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "-q", *extra])
         assert _mode_stack() == []
+
+
+def test_exit_from_a_no_grad_view_points_at_its_base(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():
+            v = d[:, :2]
+        a = v.detach().numpy()  # EXIT
+        return det(torch.from_numpy(np.concatenate([a, a], axis=1))).mean()
+
+    run(program, nets, ["numpy"])
