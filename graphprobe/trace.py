@@ -592,6 +592,21 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
 
 
+def _no_grad_prov(provs: list[Provenance], req: list[torch.Tensor], exit_op: str, op: str,
+                  loc: str | None) -> Provenance:
+    """What an op (or a write) under ``no_grad`` hands on: the tags it read, each its own part
+    at its own kind and line, and, where it read tensors that require grad, a ``no_grad`` exit
+    here (``buf.copy_(d)`` under ``no_grad``). A tagged buffer scaled in place under no_grad
+    (``grid.div_(count)``) keeps its exit's kind."""
+    allp = list(provs)
+    if req:
+        fns, params = _sources(req)
+        allp.append(Provenance("no_grad", loc, fns, params, ((exit_op, loc),)))
+    if len(allp) == 1:
+        return allp[0] if req else allp[0].then(op, loc)
+    return Provenance.merge(allp, op, loc)
+
+
 def _first_grad_fn(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return _gfn(out)
@@ -1031,10 +1046,7 @@ class Trace(contextlib.ContextDecorator):
                 written = any(o is i for i in ins)
                 if written and not src and not provs:
                     continue
-                src_fns, params = _sources(src)
-                op = name if written else "no_grad: " + name
-                prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
-                    Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+                prov = _no_grad_prov(provs, src, name if written else "no_grad: " + name, name, loc)
                 self._set_prov(o, prov)
                 if written and o._is_view():
                     self._tag_base(o, prov)
@@ -1079,10 +1091,7 @@ class Trace(contextlib.ContextDecorator):
                 self._close(prov, "op:__setitem__", loc, target_fn=fn)
             return
         mine = self._tensor_prov(target)
-        src_fns, params = _sources(req)
-        allp = ([mine] if mine is not None else []) + provs
-        prov = Provenance.merge(allp, op, loc, src_fns, params, kind=None if grad_on else "no_grad") if allp \
-            else Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+        prov = _no_grad_prov(([mine] if mine is not None else []) + provs, req, op, op, loc)
         self._set_prov(target, prov)
         if target._is_view():
             self._tag_base(target, prov)

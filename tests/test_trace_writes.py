@@ -653,3 +653,18 @@ def test_exit_from_a_no_grad_view_points_at_its_base(nets):
         return det(torch.from_numpy(np.concatenate([a, a], axis=1))).mean()
 
     run(program, nets, ["numpy"])
+
+
+def test_no_grad_in_place_on_a_tagged_buffer_keeps_its_exit(nets):
+    def program(depth, det):
+        d = depth(X)
+        e = depth(X * 2.0)
+        buf = torch.zeros(8, 4)
+        buf[:] = d.detach()  # EXIT
+        with torch.no_grad():
+            buf.div_(2.0)  # not an exit: nothing here requires grad
+            buf.add_(e)  # EXIT
+        return det(buf).mean()
+
+    r = run(program, nets, ["detach", "no_grad"])
+    assert len(r.cuts) == 2
