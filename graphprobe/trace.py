@@ -527,6 +527,10 @@ def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
                 stack.append(lst[i])
             else:
                 lst[i] = _track_scalar(x, prov, key)
+    tr = _ACTIVE
+    e = tr._tagged.get(key) if tr is not None else None
+    if e is not None and e[1] <= 0:  # no leaf took it (an empty list, or bools only)
+        del tr._tagged[key]
     return root
 
 
