@@ -817,6 +817,9 @@ class Trace(contextlib.ContextDecorator):
         self._thread = 0
         self._paused = 0
         self._new_done = False
+        # `with torch.no_grad():` blocks entered while recording: (the user frame that entered
+        # it, or None when torch's own code did (a decorator), its file:line)
+        self._grad_off: list[tuple[Any, str | None]] = []
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -1044,7 +1047,7 @@ class Trace(contextlib.ContextDecorator):
             new_outs = [o for o in outs if not o.requires_grad]
             if not new_outs:
                 return
-            loc = user_location()
+            loc = self._no_grad_site() if req else user_location()
             for o in new_outs:
                 src = [t for t in req if t is not o]
                 written = any(o is i for i in ins)
@@ -1067,6 +1070,21 @@ class Trace(contextlib.ContextDecorator):
             if o._is_view() and any(o is i for i in ins):  # written in place through a view
                 self._tag_base(o, prov)
 
+    def _no_grad_site(self) -> str | None:
+        """Where a no_grad exit happened, as a user would point at it.
+
+        The op's own line, when the ``with torch.no_grad():`` that turned gradients off is in
+        the same function (or unknown: a decorated function, a bare ``set_grad_enabled``);
+        the ``with`` line itself when the op runs deeper, in code the block called (a
+        voxelizer's comparisons and scatters are not where the user cut the graph).
+        """
+        g = self._grad_off
+        if g and g[-1][0] is not None:
+            f = user_frame(2)
+            if f is not g[-1][0]:
+                return g[-1][1]
+        return user_location(2)
+
     def _tag_base(self, view: torch.Tensor, prov: Provenance) -> None:
         """A write into ``view`` lands in its base too: the base carries the tag as well."""
         base = view._base
@@ -1086,7 +1104,7 @@ class Trace(contextlib.ContextDecorator):
         req = [] if grad_on else [t for t in _tensors_in([value]) if t.requires_grad]
         if not provs and not req:
             return
-        loc = user_location()
+        loc = self._no_grad_site() if req else user_location()
         if target.requires_grad:
             fn = _gfn(target)
             if grad_on and fn is not None and provs:
@@ -1239,6 +1257,11 @@ class Trace(contextlib.ContextDecorator):
             # A user's TorchFunctionMode entered before the trace and left inside it must take
             # itself off the stack, not graphprobe's mode on top of it.
             self._patch(TorchFunctionMode, "__exit__", _exit_by_identity)
+            from torch.autograd import grad_mode
+
+            for cls in (grad_mode.no_grad, grad_mode.inference_mode, grad_mode.set_grad_enabled):
+                self._patch(cls, "__enter__", _grad_off_enter(cls.__enter__, self))
+                self._patch(cls, "__exit__", _grad_off_exit(cls.__exit__, self))
             mm = torch.nn.modules.module
             self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
@@ -1417,6 +1440,32 @@ def _exit_by_identity(self: Any, exc_type: Any = None, exc_val: Any = None, exc_
         C._pop_torch_function_stack()
     elif not _remove_from_stack(self):
         _ORIG_MODE_EXIT(self, exc_type, exc_val, exc_tb)
+
+
+def _grad_off_enter(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    """``no_grad.__enter__`` (and its kin), noting where the block was entered."""
+
+    def __enter__(self: Any) -> Any:
+        out = orig(self)
+        if _ACTIVE is tr and threading.get_ident() == tr._thread:
+            f = sys._getframe(1)
+            fn = f.f_code.co_filename
+            user = _is_user_file(fn) and not torch.is_grad_enabled()
+            tr._grad_off.append((f, f"{fn}:{f.f_lineno}") if user else (None, None))
+        return out
+
+    __enter__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __enter__
+
+
+def _grad_off_exit(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    def __exit__(self: Any, *exc: Any) -> Any:
+        if _ACTIVE is tr and threading.get_ident() == tr._thread and tr._grad_off:
+            tr._grad_off.pop()
+        return orig(self, *exc)
+
+    __exit__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __exit__
 
 
 # -- numpy doors ---------------------------------------------------------------------------------
