@@ -1222,6 +1222,7 @@ class Trace(contextlib.ContextDecorator):
             self._tagged.clear()
             self._heavy.clear()
             self._np_plain.clear()
+            self._grad_off.clear()  # frames of blocks still open: hold none past the trace
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
