@@ -527,6 +527,10 @@ def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
                 stack.append(lst[i])
             else:
                 lst[i] = _track_scalar(x, prov, key)
+    tr = _ACTIVE
+    e = tr._tagged.get(key) if tr is not None else None
+    if e is not None and e[1] <= 0:  # no leaf took it (an empty list, or bools only)
+        del tr._tagged[key]
     return root
 
 
@@ -590,6 +594,21 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         else:
             params.append(weakref.ref(t))
     return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
+
+
+def _no_grad_prov(provs: list[Provenance], req: list[torch.Tensor], exit_op: str, op: str,
+                  loc: str | None) -> Provenance:
+    """What an op (or a write) under ``no_grad`` hands on: the tags it read, each its own part
+    at its own kind and line, and, where it read tensors that require grad, a ``no_grad`` exit
+    here (``buf.copy_(d)`` under ``no_grad``). A tagged buffer scaled in place under no_grad
+    (``grid.div_(count)``) keeps its exit's kind."""
+    allp = list(provs)
+    if req:
+        fns, params = _sources(req)
+        allp.append(Provenance("no_grad", loc, fns, params, ((exit_op, loc),)))
+    if len(allp) == 1:
+        return allp[0] if req else allp[0].then(op, loc)
+    return Provenance.merge(allp, op, loc)
 
 
 def _first_grad_fn(out: Any) -> Any:
@@ -669,15 +688,13 @@ class _Mode(TorchFunctionMode):
     # exits
     def _detach(self, func: Any, args: Any, kwargs: Any, kind: str = "detach") -> Any:
         t = args[0]
-        fn = _gfn(t)
         was = t.requires_grad
+        src, params = _sources([t]) if was else ((), ())  # before: detach_() changes t
         prior = self.tr._tensor_prov(t)
         out = func(*args, **kwargs)
         if not isinstance(out, torch.Tensor):
             return out
         if was:
-            src = (fn,) if fn is not None else ()
-            params = (weakref.ref(t),) if fn is None else ()
             loc = user_location()
             self.tr._set_prov(out, Provenance(kind, loc, src, params, ((kind, loc),)))
         elif prior is not None:
@@ -689,10 +706,9 @@ class _Mode(TorchFunctionMode):
         if prior is not None:
             return prior.then(kind, user_location(), kind)
         if t.requires_grad:
-            fn = _gfn(t)
             loc = user_location()
-            return Provenance(kind, loc, (fn,) if fn is not None else (),
-                              (weakref.ref(t),) if fn is None else (), ((kind, loc),))
+            src, params = _sources([t])
+            return Provenance(kind, loc, src, params, ((kind, loc),))
         return None
 
     def _numpy(self, func: Any, args: Any, kwargs: Any) -> Any:
@@ -835,10 +851,13 @@ class Trace(contextlib.ContextDecorator):
         self._stack_checked = 5_000
         self._mode: _Mode | None = None
         self._handles: list[Any] = []
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches: list[tuple[Any, str, Any, Any, bool]] = []  # owner, name, old, new, own
         self._thread = 0
         self._paused = 0
         self._new_done = False
+        # `with torch.no_grad():` blocks entered while recording: (the user frame that entered
+        # it, or None when torch's own code did (a decorator), its file:line)
+        self._grad_off: list[tuple[Any, str | None]] = []
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -948,8 +967,11 @@ class Trace(contextlib.ContextDecorator):
         e = d.get(key)
         mine = [e[1]] if e is not None and e[0]() is a else []
         prov = Provenance.merge(mine + provs, op, loc)
+        def gone(_: Any, key: int = key, d: dict = d) -> None:
+            d.pop(key, None)
+
         try:
-            ref = weakref.ref(a, lambda _, key=key, d=d: d.pop(key, None))
+            ref = weakref.ref(a, gone)
         except TypeError:
             return
         d[key] = (ref, prov)
@@ -1078,16 +1100,13 @@ class Trace(contextlib.ContextDecorator):
             new_outs = [o for o in outs if not o.requires_grad]
             if not new_outs:
                 return
-            loc = user_location()
+            loc = self._no_grad_site() if req else user_location()
             for o in new_outs:
                 src = [t for t in req if t is not o]
                 written = any(o is i for i in ins)
                 if written and not src and not provs:
                     continue
-                src_fns, params = _sources(src)
-                op = name if written else "no_grad: " + name
-                prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
-                    Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+                prov = _no_grad_prov(provs, src, name if written else "no_grad: " + name, name, loc)
                 self._set_prov(o, prov)
                 if written and o._is_view():
                     self._tag_base(o, prov)
@@ -1103,6 +1122,21 @@ class Trace(contextlib.ContextDecorator):
             self._set_prov(o, prov)
             if o._is_view() and any(o is i for i in ins):  # written in place through a view
                 self._tag_base(o, prov)
+
+    def _no_grad_site(self) -> str | None:
+        """Where a no_grad exit happened, as a user would point at it.
+
+        The op's own line, when the ``with torch.no_grad():`` that turned gradients off is in
+        the same function (or unknown: a decorated function, a bare ``set_grad_enabled``);
+        the ``with`` line itself when the op runs deeper, in code the block called (a
+        voxelizer's comparisons and scatters are not where the user cut the graph).
+        """
+        g = self._grad_off
+        if g and g[-1][0] is not None:
+            f = user_frame(2)
+            if f is not g[-1][0]:
+                return g[-1][1]
+        return user_location(2)
 
     def _tag_base(self, view: torch.Tensor, prov: Provenance) -> None:
         """A write into ``view`` lands in its base too: the base carries the tag as well."""
@@ -1123,7 +1157,7 @@ class Trace(contextlib.ContextDecorator):
         req = [] if grad_on else [t for t in _tensors_in([value]) if t.requires_grad]
         if not provs and not req:
             return
-        loc = user_location()
+        loc = self._no_grad_site() if req else user_location()
         if target.requires_grad:
             fn = _gfn(target)
             if grad_on and fn is not None and provs:
@@ -1132,10 +1166,7 @@ class Trace(contextlib.ContextDecorator):
                 self._close(prov, "op:__setitem__", loc, target_fn=fn)
             return
         mine = self._tensor_prov(target)
-        src_fns, params = _sources(req)
-        allp = ([mine] if mine is not None else []) + provs
-        prov = Provenance.merge(allp, op, loc, src_fns, params, kind=None if grad_on else "no_grad") if allp \
-            else Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+        prov = _no_grad_prov(([mine] if mine is not None else []) + provs, req, op, op, loc)
         self._set_prov(target, prov)
         if target._is_view():
             self._tag_base(target, prov)
@@ -1244,6 +1275,7 @@ class Trace(contextlib.ContextDecorator):
             self._tagged.clear()
             self._heavy.clear()
             self._np_plain.clear()
+            self._grad_off.clear()  # frames of blocks still open: hold none past the trace
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
@@ -1279,6 +1311,11 @@ class Trace(contextlib.ContextDecorator):
             # A user's TorchFunctionMode entered before the trace and left inside it must take
             # itself off the stack, not graphprobe's mode on top of it.
             self._patch(TorchFunctionMode, "__exit__", _exit_by_identity)
+            from torch.autograd import grad_mode
+
+            for cls in (grad_mode.no_grad, grad_mode.inference_mode, grad_mode.set_grad_enabled):
+                self._patch(cls, "__enter__", _grad_off_enter(cls.__enter__, self))
+                self._patch(cls, "__exit__", _grad_off_exit(cls.__exit__, self))
             mm = torch.nn.modules.module
             self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
@@ -1461,6 +1498,32 @@ def _exit_by_identity(self: Any, exc_type: Any = None, exc_val: Any = None, exc_
         C._pop_torch_function_stack()
     elif not _remove_from_stack(self):
         _ORIG_MODE_EXIT(self, exc_type, exc_val, exc_tb)
+
+
+def _grad_off_enter(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    """``no_grad.__enter__`` (and its kin), noting where the block was entered."""
+
+    def __enter__(self: Any) -> Any:
+        out = orig(self)
+        if _ACTIVE is tr and threading.get_ident() == tr._thread:
+            f = sys._getframe(1)
+            fn = f.f_code.co_filename
+            user = _is_user_file(fn) and not torch.is_grad_enabled()
+            tr._grad_off.append((f, f"{fn}:{f.f_lineno}") if user else (None, None))
+        return out
+
+    __enter__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __enter__
+
+
+def _grad_off_exit(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    def __exit__(self: Any, *exc: Any) -> Any:
+        if _ACTIVE is tr and threading.get_ident() == tr._thread and tr._grad_off:
+            tr._grad_off.pop()
+        return orig(self, *exc)
+
+    __exit__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __exit__
 
 
 # -- numpy doors ---------------------------------------------------------------------------------
