@@ -28,9 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SITE = os.path.join(HERE, "site")
 STUBS = os.path.join(HERE, "stubs")
-# Real packages some examples import (Pillow, gymnasium), installed here by pip on first use.
+# Real packages some examples import, installed here by pip on first use: Pillow < 10
+# (fast_neural_style uses Image.ANTIALIAS, gone in Pillow 10) and gymnasium.
 DEPS = os.environ.get("GP_REALWORLD_DEPS", os.path.join(os.path.expanduser("~"), ".cache", "graphprobe-realworld"))
-DEP_PACKAGES = ["pillow", "gymnasium", "cloudpickle", "farama-notifications"]
+DEP_PACKAGES = ["pillow<10", "gymnasium", "cloudpickle", "farama-notifications"]
 
 
 def ensure_deps(python: str) -> None:
@@ -163,6 +164,7 @@ def compare(report: dict[str, Any], orc: dict[str, Any]) -> Comparison:
     gmap: dict[str, int] = {}
     bad: list[str] = []
     unknown: list[str] = []
+    ambiguous: list[str] = []
     for gp in report.get("params", []):
         name = gp["name"]
         if bad_name(name):
@@ -173,28 +175,46 @@ def compare(report: dict[str, Any], orc: dict[str, Any]) -> Comparison:
             continue
         # Not a name the oracle saw in scope: match by the longest dotted suffix and shape, to
         # still compare reach; the name itself is reported.
+        if len(ids) > 1:
+            ambiguous.append(name)
         cands = _by_suffix(name, gp.get("shape"), orc["params"])
         if len(cands) == 1:
             gmap[name] = cands[0]
-        if not bad_name(name):
+        if not bad_name(name) and not ids:
             unknown.append(name)
     cmp.n_params = len(report.get("params", []))
     if bad:
         cmp.add("names", f"{len(bad)} names a user would not recognise: {_short(bad)}")
+    if ambiguous:
+        cmp.add("names", f"{len(ambiguous)} names that stand for several parameters in scope: {_short(ambiguous)}")
     if unknown:
         cmp.add("names", f"{len(unknown)} names not found in the script's scope: {_short(unknown)}")
     # Reach per call site: the set of distinct reach sets (a closure called 20 times by LBFGS
     # reaches the same set each time; graphprobe may show it once).
     want: dict[str, set[frozenset[int]]] = {}
+    terms: dict[str, dict[str, frozenset[int]]] = {}  # site -> additive term name -> reach
     for c in losses_of(orc):
         for r in c["roots"]:
             if r is not None:
                 want.setdefault(c["site"], set()).add(frozenset(r))
+        for t in c.get("terms", []):
+            terms.setdefault(c["site"], {})[t["name"]] = frozenset(t["reach"])
     got: dict[str, set[frozenset[int]]] = {}
     reaches = report.get("reaches", {})
-    for loss in report.get("losses", []):
+    losses = report.get("losses", [])
+    composite_sites = {_site(x.get("location")) for x in losses if x.get("composite")}
+    for loss in losses:
+        site = _site(loss.get("location"))
         ids = frozenset(gmap[n] for n in reaches.get(loss["name"], []) if n in gmap)
-        got.setdefault(_site(loss.get("location")), set()).add(ids)
+        if site in composite_sites and not loss.get("composite"):
+            # A column for a term of a summed loss (loss1 in loss1 + loss2): only if it is one.
+            tw = terms.get(site, {})
+            if loss["name"] not in tw:
+                cmp.add("names", f"{loss['name']!r} at {site} gets a loss column but is not a term of the backwarded sum")
+            elif tw[loss["name"]] != ids:
+                cmp.add("reach", f"term {loss['name']!r} at {site}: reach differs from the oracle's")
+            continue
+        got.setdefault(site, set()).add(ids)
     cmp.n_losses = sum(len(v) for v in want.values())
     for site in sorted(set(want) - set(got)):
         cmp.add("step", f"backward at {site} not captured (the oracle's step has {len(want[site])} reach set(s) there)")
@@ -220,7 +240,8 @@ def compare(report: dict[str, Any], orc: dict[str, Any]) -> Comparison:
 
 
 def _pname(p: dict[str, Any]) -> str:
-    return min(p["names"], key=len) if p["names"] else f"<unnamed {tuple(p['shape'])}>"
+    # The longest name is the most specific (``net.layers[1].weight`` over ``self.weight``).
+    return max(p["names"], key=len) if p["names"] else f"<unnamed {tuple(p['shape'])}>"
 
 
 def _by_suffix(name: str, shape: Any, params: list[dict[str, Any]]) -> list[int]:

@@ -9,6 +9,7 @@ shim.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -20,14 +21,16 @@ _cpu = torch.device("cpu")
 
 
 def _dev(d: Any) -> Any:
-    if isinstance(d, int) or (isinstance(d, str) and d.startswith("cuda")) or (
+    if (isinstance(d, int) and not isinstance(d, bool)) or (isinstance(d, str) and d.startswith("cuda")) or (
             isinstance(d, torch.device) and d.type == "cuda"):
         return _cpu
     return d
 
 
 torch.accelerator.current_accelerator = lambda *a, **k: _cpu  # type: ignore[assignment]
-torch.accelerator.is_available = lambda: False  # type: ignore[assignment]
+# ddp/example.py checks for two GPUs and exits without them: the ranks' CPUs stand in.
+torch.accelerator.is_available = lambda: True  # type: ignore[assignment]
+torch.accelerator.device_count = lambda: int(os.environ.get("WORLD_SIZE", "1"))  # type: ignore[assignment]
 torch.accelerator.set_device_index = lambda *a, **k: None  # type: ignore[assignment]
 torch.cuda.set_device = lambda *a, **k: None  # type: ignore[assignment]
 dist.get_default_backend_for_device = lambda *a, **k: "gloo"  # type: ignore[assignment]

@@ -84,7 +84,10 @@ def _bindings(frame: Any) -> list[tuple[str, Any]]:
     roots: list[tuple[str, Any]] = []
     f = frame
     while f is not None:
-        roots += [(k, v) for k, v in f.f_locals.items()]
+        # User frames only: torch's own frames (an optimizer's ``self``, LBFGS's ``group``) are
+        # not names a user would recognise.
+        if os.path.realpath(f.f_code.co_filename).startswith(_USER + os.sep):
+            roots += [(k, v) for k, v in f.f_locals.items()]
         f = f.f_back
     main = sys.modules.get("__main__")
     if main is not None:
@@ -175,7 +178,9 @@ def _write() -> None:
         "params": [{"id": keys[pid], "shape": v["shape"], "names": sorted(v["names"]),
                     "optimizers": sorted(v["optimizers"])} for pid, v in _S.params.items()],
         "calls": [{**c, "roots": [sorted(keys[p] for p in r) if r is not None else None
-                                  for r in c["roots"]]} for c in _S.calls],
+                                  for r in c["roots"]],
+                   "terms": [{"name": t["name"], "reach": sorted(keys[p] for p in t["reach"])}
+                             for t in c.get("terms", [])]} for c in _S.calls],
         "stepped": len(_S.stepped),
     }
     tmp = f"{_OUT}.{os.getpid()}.json.tmp"
@@ -214,8 +219,54 @@ def _record(kind: str, roots: list[Any], grads: list[Any] | None, create_graph: 
             _S.calls.append({"site": site, "kind": kind, "error": str(e).splitlines()[0], "roots": []})
             continue
         reached.append({id(p) for p, g in zip(params, gs) if g is not None})
+    terms = []
+    for name, t, reach in _terms(f, roots, params):
+        terms.append({"name": name, "reach": reach})
     _S.calls.append({"site": site, "kind": kind, "create_graph": bool(create_graph),
-                     "thread": threading.current_thread().name, "roots": reached})
+                     "thread": threading.current_thread().name, "roots": reached,
+                     "root_names": [[k for k, v in f.f_locals.items() if v is r] for r in roots],
+                     "terms": terms})
+
+
+_ADDITIVE = {"AddBackward0", "SubBackward0", "AddBackward1", "SubBackward1"}
+
+
+def _terms(f: Any, roots: list[Any], params: list[Any]) -> list[tuple[str, Any, Any]]:
+    """Named 0-dim locals of the calling frame that are additive terms of a root (loss1 + loss2).
+
+    A term is reached from the root's grad_fn through additions and subtractions only; a factor
+    inside a sum (actor_critic's loop variable ``log_prob``) is not one.
+    """
+    import torch
+
+    by_fn: dict[Any, str] = {}
+    for k, v in f.f_locals.items():
+        if isinstance(v, torch.Tensor) and v.dim() == 0 and v.grad_fn is not None and not k.startswith("_") \
+                and all(v is not r for r in roots):
+            by_fn.setdefault(v.grad_fn, k)
+    found: list[tuple[str, Any, Any]] = []
+    for r in roots:
+        if not isinstance(r, torch.Tensor) or r.grad_fn is None or type(r.grad_fn).__name__ not in _ADDITIVE:
+            continue
+        stack, seen = [r.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            if fn in by_fn and fn is not r.grad_fn:
+                name = by_fn[fn]
+                t = f.f_locals[name]
+                gs = _ORIG["grad"](t, params, allow_unused=True, retain_graph=True) if params else []
+                found.append((name, t, sorted_ids({id(p) for p, g in zip(params, gs) if g is not None})))
+                continue
+            if type(fn).__name__ in _ADDITIVE:
+                stack += [nf for nf, _ in fn.next_functions]
+    return found
+
+
+def sorted_ids(ids: set[int]) -> list[int]:
+    return sorted(ids)
 
 
 def _as_list(x: Any) -> list[Any]:
