@@ -36,11 +36,15 @@ DEP_PACKAGES = ["pillow<10", "gymnasium", "cloudpickle", "farama-notifications"]
 
 def ensure_deps(python: str) -> None:
     """Install Pillow and gymnasium (without their dependencies, numpy stays the venv's) into DEPS."""
-    if os.path.isdir(os.path.join(DEPS, "PIL")) and os.path.isdir(os.path.join(DEPS, "gymnasium")):
+    marker = os.path.join(DEPS, ".graphprobe-realworld-deps")
+    want = " ".join(DEP_PACKAGES)
+    if os.path.isfile(marker) and open(marker).read().strip() == want:
         return
     os.makedirs(DEPS, exist_ok=True)
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--target", DEPS, *DEP_PACKAGES],
+    subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "--no-deps", "--target", DEPS, *DEP_PACKAGES],
                    check=True, timeout=300)
+    with open(marker, "w") as fh:
+        fh.write(want + "\n")
 
 
 @dataclass
@@ -166,6 +170,8 @@ def compare(report: dict[str, Any], orc: dict[str, Any]) -> Comparison:
     unknown: list[str] = []
     ambiguous: list[str] = []
     for gp in report.get("params", []):
+        if gp.get("frozen"):
+            continue  # requires_grad=False: the oracle can't differentiate w.r.t. it, and it is listed apart
         name = gp["name"]
         if bad_name(name):
             bad.append(name)

@@ -34,6 +34,8 @@ torch.accelerator.device_count = lambda: int(os.environ.get("WORLD_SIZE", "1")) 
 torch.accelerator.set_device_index = lambda *a, **k: None  # type: ignore[assignment]
 torch.cuda.set_device = lambda *a, **k: None  # type: ignore[assignment]
 dist.get_default_backend_for_device = lambda *a, **k: "gloo"  # type: ignore[assignment]
+# DataLoader(pin_memory=True) pins for the accelerator that is_available() now claims.
+torch.Tensor.pin_memory = lambda self, *a, **k: self  # type: ignore[method-assign]
 
 _init = dist.init_process_group
 
@@ -66,3 +68,25 @@ def _ddp(self: Any, module: Any, device_ids: Any = None, *a: Any, **k: Any) -> N
 
 
 DistributedDataParallel.__init__ = _ddp  # type: ignore[method-assign]
+
+if os.environ.get("GP_CPU_SHIM") == "all":
+    # The e2e Pseudo-LiDAR code makes tensors with device='cuda' and calls .cuda() throughout
+    # (depth_to_pcl, torchCalib, PSMNet, PIXOR's fusion), and torch.cuda.FloatTensor(...).
+    import functools
+
+    def _factory(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **k: Any) -> Any:
+            if "device" in k:
+                k["device"] = _dev(k["device"])
+            k.pop("devices", None)  # a typo in the repo (submodule.py), on a path it never runs
+            return fn(*a, **k)
+        return wrapper
+
+    for _n in ("arange", "zeros", "ones", "empty", "full", "linspace", "tensor", "rand", "randn",
+               "randint", "eye", "zeros_like", "ones_like", "full_like", "as_tensor"):
+        setattr(torch, _n, _factory(getattr(torch, _n)))
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    torch.cuda.FloatTensor = torch.FloatTensor  # type: ignore[misc,assignment]
+    torch.cuda.LongTensor = torch.LongTensor  # type: ignore[misc,assignment]

@@ -229,6 +229,7 @@ def _record(kind: str, roots: list[Any], grads: list[Any] | None, create_graph: 
 
 
 _ADDITIVE = {"AddBackward0", "SubBackward0", "AddBackward1", "SubBackward1"}
+_SCALED = {"MulBackward0", "MulBackward1", "DivBackward0", "DivBackward1", "NegBackward0"}
 
 
 def _terms(f: Any, roots: list[Any], params: list[Any]) -> list[tuple[str, Any, Any]]:
@@ -262,6 +263,9 @@ def _terms(f: Any, roots: list[Any], params: list[Any]) -> list[tuple[str, Any, 
                 continue
             if type(fn).__name__ in _ADDITIVE:
                 stack += [nf for nf, _ in fn.next_functions]
+            elif type(fn).__name__ in _SCALED and sum(nf is not None for nf, _ in fn.next_functions) == 1:
+                # ``0.1 * det_loss``: a term times a constant is still a term.
+                stack += [nf for nf, _ in fn.next_functions if nf is not None]
     return found
 
 
