@@ -211,9 +211,8 @@ class Result:
 def _command(ex: Example, script: str, args: list[str], graphprobe: bool, out: str) -> list[str]:
     py = common.python()
     launch = [py, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ex.torchrun}"] if ex.torchrun else [py]
-    if graphprobe:
-        return launch + ["-m", "graphprobe", "render", script, *args, "-o", out, "-q"] if ex.torchrun else \
-            launch + ["-m", "graphprobe", "render", script, *args, "-o", out, "-q"]
+    if graphprobe:  # torchrun runs `-m graphprobe` in each rank, as `python -m graphprobe` would
+        return launch + ["-m", "graphprobe", "render", script, *args, "-o", out, "-q"]
     return launch + [script, *args]
 
 

@@ -260,7 +260,7 @@ def _terms(f: Any, roots: list[Any], params: list[Any]) -> list[tuple[str, Any, 
                 t = f.f_locals[name]
                 gs = _ORIG["grad"](t, params, allow_unused=True, retain_graph=True) if params else []
                 found.append((name, t, sorted_ids({id(p) for p, g in zip(params, gs) if g is not None})))
-                continue
+                # A term's own terms are terms too (det_loss = class_loss + reg_loss): walk on.
             if type(fn).__name__ in _ADDITIVE:
                 stack += [nf for nf, _ in fn.next_functions]
             elif type(fn).__name__ in _SCALED and sum(nf is not None for nf, _ in fn.next_functions) == 1:
