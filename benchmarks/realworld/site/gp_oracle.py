@@ -32,6 +32,7 @@ from typing import Any
 _OUT = os.environ.get("GP_ORACLE_OUT")
 _USER = os.path.realpath(os.environ.get("GP_ORACLE_USER", os.getcwd()))
 _MAX_DEPTH = 3  # attribute/list hops from a frame local when looking for names
+_MAX_PATHS = 4  # names kept per object
 _lock = threading.RLock()
 
 
@@ -93,13 +94,16 @@ def _bindings(frame: Any) -> list[tuple[str, Any]]:
     if main is not None:
         roots += [(k, v) for k, v in vars(main).items() if not k.startswith("__")]
     out: list[tuple[str, Any]] = []
-    seen: set[int] = set()
+    # An object reached by several names (``self`` in a method, ``t`` in the caller) keeps a few
+    # of them: each is a name a user may type.
+    seen: dict[int, int] = {}
     todo = [(k, v, 0) for k, v in roots]
     while todo:
         path, v, d = todo.pop(0)
-        if id(v) in seen or isinstance(v, (types.ModuleType, type, types.FunctionType, str, bytes, int, float)):
+        if seen.get(id(v), 0) >= _MAX_PATHS or isinstance(
+                v, (types.ModuleType, type, types.FunctionType, str, bytes, int, float)):
             continue
-        seen.add(id(v))
+        seen[id(v)] = seen.get(id(v), 0) + 1
         if isinstance(v, (torch.nn.Module, torch.optim.Optimizer)) or (
                 isinstance(v, torch.Tensor) and v.is_leaf and v.requires_grad):
             out.append((path, v))
