@@ -66,6 +66,9 @@ class View:
         The module depth the view folds at.
     note : str
         One line saying what was folded, empty when nothing was.
+    cut_merge : dict of int to list of int
+        Cut index drawn -> every cut index its edge stands for, where cuts of one line between
+        the same two drawn nodes share an edge (an ``.item()`` at each of 80 time steps).
     """
 
     report: Report
@@ -76,6 +79,7 @@ class View:
     collapsed: bool = False
     depth: int | None = None
     note: str = ""
+    cut_merge: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _key_at(path: str | None, depth: int) -> str | None:
@@ -146,7 +150,13 @@ def _keep_alone(report: Report, heads: Sequence[int], budget: int) -> set[int]:
         for s, d in zip(g.src, g.dst):
             consumers[s].append(d)
         hoods = 0
-        for (s, d, _), h in zip(g.cut_edges, heads):
+        per_line: Counter[Any] = Counter()
+        for (s, d, ci), h in zip(g.cut_edges, heads):
+            cut = report.cuts[ci] if 0 <= ci < len(report.cuts) else {}
+            line = (cut.get("location"), cut.get("kind"))
+            per_line[line] += 1
+            if per_line[line] > 2:
+                continue  # the same line cut again at every time step: two copies tell it
             keep.update((s, d, h))
             if hoods >= _MAX_CUT_HOODS:
                 continue
@@ -171,22 +181,24 @@ def _keep_alone(report: Report, heads: Sequence[int], budget: int) -> set[int]:
 
 
 def _module_keys(modules: Sequence[str | None], depth: int, expand: Sequence[str],
-                 memo: dict[Any, Any] | None = None) -> dict[str | None, str | None]:
+                 memo: dict[Any, Any] | None = None, split: bool = False) -> dict[str | None, str | None]:
     """For each distinct module path, its group's name at ``depth`` (None: drawn in full).
 
     ``memo`` lets one :func:`make_view` call ask :func:`auto_depth`'s questions only once.
+    ``split`` keeps the parts of a folded ``×N`` block apart (``layers.0-23 ×24 › attn``); by
+    default a folded block is one node, since its parts fed by N copies draw as a tangle.
     """
     if memo is None:
-        return _module_keys_uncached(modules, depth, expand)
-    key = (depth, tuple(expand))
+        return _module_keys_uncached(modules, depth, expand, split)
+    key = (depth, tuple(expand), split)
     out = memo.get(key)
     if out is None:
-        out = memo[key] = _module_keys_uncached(modules, depth, expand)
+        out = memo[key] = _module_keys_uncached(modules, depth, expand, split)
     return out
 
 
 def _module_keys_uncached(modules: Sequence[str | None], depth: int,
-                          expand: Sequence[str]) -> dict[str | None, str | None]:
+                          expand: Sequence[str], split: bool = False) -> dict[str | None, str | None]:
 
     def expanded(mod: str | None) -> bool:
         return any(mod == e or (mod or "").startswith(e + ".") for e in expand)
@@ -209,7 +221,7 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
                 if parts[i].isdigit():
                     f = folds.get(".".join(parts[:i + 1]))
                     if f is not None:
-                        rest = ".".join(parts[i + 1:])
+                        rest = ".".join(parts[i + 1:]) if split else ""
                         return f + (" › " + rest if rest else "")
             return k
 
@@ -218,14 +230,14 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
 
 
 def _group_keys(report: Report, depth: int, expand: Sequence[str], keep: set[int],
-                memo: dict[Any, Any] | None = None) -> list[str | None]:
+                memo: dict[Any, Any] | None = None, split: bool = False) -> list[str | None]:
     """For each node, the name of the group it joins (None: it stays a node of its own).
 
     Keys are worked out once per distinct module path (a model has hundreds, a graph can have
     hundreds of thousands of nodes), then looked up per node.
     """
     g = report.model
-    by_module = _module_keys(list(set(g.module)), depth, expand, memo)
+    by_module = _module_keys(list(set(g.module)), depth, expand, memo, split)
     return [None if v in keep else by_module[mod] for v, mod in enumerate(g.module)]
 
 
@@ -267,16 +279,20 @@ def _plural(n: int, word: str) -> str:
 
 
 def _calls(g: ProbeGraph, nodes: Sequence[int]) -> int:
-    """How many times the module behind a group ran: the most repeated (module, op) among its ops.
+    """How many times the module behind a group ran, when it ran more than once.
 
-    A Linear called at each of 80 time steps leaves 80 ``AddmmBackward0`` nodes tagged with the
-    same path; a 24-layer fold holds each layer's ops once per layer path, so it counts 1 here
-    (its ``×24`` is in its name). Complexity: O(len(nodes)).
+    For each module path in the group, the op it made fewest times (a GRUCell run at 2,000 time
+    steps made each of its ops 2,000 times); the group's count is the largest of those. A loop
+    inside one forward (a detector's ``for layer in self.layers: h = relu(layer(h))``) repeats
+    the ReLU but not the final ``mean``, so it does not count as calls. Complexity:
+    O(len(nodes)).
     """
-    c = Counter((g.module[v], g.label[v]) for v in nodes if g.kind[v] == "op" and g.module[v])
-    if not c:
-        return 1
-    return c.most_common(1)[0][1]
+    by_path: dict[str, Counter[str]] = {}
+    for v in nodes:
+        m = g.module[v]
+        if m and g.kind[v] == "op":
+            by_path.setdefault(m, Counter())[g.label[v]] += 1
+    return max((min(c.values()) for c in by_path.values()), default=1)
 
 
 def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = (),
@@ -311,9 +327,10 @@ def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = 
     b = budget or DEFAULT_BUDGET
     keep = _keep_alone(report, heads, b)
     memo: dict[Any, Any] = {}
+    split = depth is not None  # a depth asked for opens folded blocks into their parts
     if depth is None:
         depth = auto_depth(report, b, expand, memo, keep)
-    keys = _group_keys(report, depth, expand, keep, memo)
+    keys = _group_keys(report, depth, expand, keep, memo, split)
     c = ProbeGraph()
     new_id: list[int] = [0] * len(g.kind)
     group_id: dict[str, int] = {}
@@ -357,17 +374,26 @@ def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = 
             c.src.append(a)
             c.dst.append(b2)
     _copy_sets(g, c, new_id)
-    cut_seen: set[tuple[int, int, int]] = set()
+    # Cuts of one line between the same two drawn nodes are one edge; cut_merge keeps the rest.
+    first_of: dict[tuple[int, int, Any], int] = {}
+    cut_merge: dict[int, list[int]] = {}
     for (s, _d, i), h in zip(g.cut_edges, heads):
-        e = (new_id[s], new_id[h], i)
-        if e not in cut_seen:
-            cut_seen.add(e)
-            c.cut_edges.append(e)
+        a, b2 = new_id[s], new_id[h]
+        cut = report.cuts[i] if 0 <= i < len(report.cuts) else {}
+        key = (a, b2, (cut.get("location"), cut.get("kind")))
+        j = first_of.get(key)
+        if j is None:
+            first_of[key] = i
+            cut_merge[i] = [i]
+            c.cut_edges.append((a, b2, i))
+        elif i not in cut_merge[j]:
+            cut_merge[j].append(i)
     note = (f"collapsed view: {len(c.kind)} of {len(g.kind)} nodes drawn (module depth {depth}"
             + (f", expanded: {', '.join(expand)}" if expand else "") + ")")
     out = _remap(report, c, new_id)
     out.notes = list(report.notes) + [note]
-    return View(out, report, new_id, members, groups, True, depth, note)
+    return View(out, report, new_id, members, groups, True, depth, note,
+                {i: m for i, m in cut_merge.items() if len(m) > 1})
 
 
 def _copy_node(g: ProbeGraph, v: int, c: ProbeGraph, nid: int) -> None:

@@ -381,7 +381,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
 
 
 def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str],
-              edge_id: str = "") -> str:
+              edge_id: str = "", merged: list[int] | None = None) -> str:
     """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``).
 
     The SVG element gets ``id=edge_id`` (``cut{c}``, then ``cut{c}_1``... when one cut has several
@@ -393,6 +393,8 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
     where = str(cut.get("location") or "")
     # The file's name is enough on the picture; the tooltip keeps the whole path.
     label = head + ("\n" + short_location(where) if where else "")
+    if merged and len(merged) > 1:
+        label += f"\n({len(merged)} cuts at this line)"
     if not cut.get("ignored"):
         label += "\nno gradient flows back"
     if "_" in edge_id:
@@ -415,7 +417,8 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
         attrs = [("color", _RED), ("fontcolor", _RED), ("style", "dashed"), ("penwidth", "2.5"),
                  ("arrowsize", "1.1"), ("fontsize", "13"), ("label", label)]
     attrs += [("tooltip", "\n".join(tip)), ("labeltooltip", "\n".join(tip)),
-              ("id", edge_id or f"cut{c}"), ("class", f"cut cut{c}")]
+              ("id", edge_id or f"cut{c}"),
+              ("class", "cut " + " ".join(f"cut{i}" for i in (merged or [c])))]
     return f"n{s} -> n{d} {_attrs(attrs)};"
 
 
@@ -599,7 +602,7 @@ def view_dot(view: View, options: DotOptions | None = None, title: str | None = 
         if 0 <= s < n and 0 <= d < n and visible[s] and visible[d]:
             k = seen_cuts[c] = seen_cuts.get(c, -1) + 1
             edge_id = f"cut{c}" + (f"_{k}" if k else "")
-            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id))
+            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id, view.cut_merge.get(c)))
 
     if opts.legend:
         shared_sets: list[str] = []

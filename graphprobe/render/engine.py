@@ -210,7 +210,7 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
         raise OutputError(f"could not run the layout engine {cmd[0]}: {e.strerror or e}") from e
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace").strip() or "(no message)"
-        memory_words = ("memory allocation", "out of memory", "cannot allocate", "bad_alloc")
+        memory_words = ("memory allocation", "out of memory", "cannot allocate", "bad_alloc", "memoryerror")
         if done.returncode < 0 or any(w in err.lower() for w in memory_words):
             cap = f"{limit / 2**30:.1f} GB" if limit else "the machine's memory"
             raise LayoutOutOfMemory(
