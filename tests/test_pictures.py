@@ -42,6 +42,10 @@ def _report(name: str) -> graphprobe.Report:
         os.chdir(old)
 
 
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text("utf-8").splitlines(), 1) if text in line)
+
+
 def _svg_size(svg: str) -> tuple[float, float]:
     m = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"[^>]*\bheight="([\d.]+)pt"', svg, re.S)
     assert m is not None, svg[:300]
@@ -83,7 +87,8 @@ def test_actor_critic_episodes_default_picture(actor_critic: graphprobe.Report) 
     assert 10 <= _drawn_nodes(svg) <= 250
     assert took < 20, f"the default picture took {took:.1f} s"
     # The .item() cut is drawn and labelled with its line; the 80 steps fold into one block.
-    assert "actor_critic_episodes.py:43" in svg and "no gradient flows back" in svg
+    line = _line_of(PROGRAMS / "actor_critic_episodes.py", "advantage = g - v.item()")
+    assert f"actor_critic_episodes.py:{line}" in svg and "no gradient flows back" in svg
     assert re.search(r"policy\.action_head ×80 calls", svg), "the 80 steps should fold into one block"
 
 
@@ -95,7 +100,8 @@ def test_depth_detector_default_picture(depth_detector: graphprobe.Report) -> No
     assert w <= 3000 and h <= 3000, (w, h)
     assert 10 <= _drawn_nodes(svg) <= 250
     assert took < 20, f"the default picture took {took:.1f} s"
-    assert "depth_detector.py:57" in svg and "from_numpy" in svg
+    line = _line_of(PROGRAMS / "depth_detector.py", "d = depth.detach().numpy()")
+    assert f"depth_detector.py:{line}" in svg and "from_numpy" in svg
     assert "depth_net.blocks.0-39 ×40" in svg and "detector.layers.0-29 ×30" in svg
     # The cut edge goes from the depth head's conv into the detector's first op.
     g = view.report.model
