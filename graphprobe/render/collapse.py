@@ -23,6 +23,8 @@ that op.
 """
 from __future__ import annotations
 
+import copy
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -281,18 +283,19 @@ def _plural(n: int, word: str) -> str:
 def _calls(g: ProbeGraph, nodes: Sequence[int]) -> int:
     """How many times the module behind a group ran, when it ran more than once.
 
-    For each module path in the group, the op it made fewest times (a GRUCell run at 2,000 time
-    steps made each of its ops 2,000 times); the group's count is the largest of those. A loop
-    inside one forward (a detector's ``for layer in self.layers: h = relu(layer(h))``) repeats
-    the ReLU but not the final ``mean``, so it does not count as calls. Complexity:
-    O(len(nodes)).
+    A module run N times (a GRUCell over 2,000 time steps, a policy over an 80-step episode)
+    leaves each of its own ops a multiple of N times under its path: N is the greatest common
+    divisor of those counts, for a path with two kinds of op or more. A loop inside one forward
+    (a detector's ``relu`` after each of 30 layers, then one ``mean``) gives 1, and so does a
+    block whose only own ops are its two residual adds. The group's count is the largest over
+    its paths. Complexity: O(len(nodes)).
     """
     by_path: dict[str, Counter[str]] = {}
     for v in nodes:
         m = g.module[v]
         if m and g.kind[v] == "op":
             by_path.setdefault(m, Counter())[g.label[v]] += 1
-    return max((min(c.values()) for c in by_path.values()), default=1)
+    return max((math.gcd(*c.values()) for c in by_path.values() if len(c) >= 2), default=1)
 
 
 def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = (),
@@ -426,7 +429,8 @@ def _identity(report: Report, heads: list[int]) -> View:
     edges = [(s, h, i) for (s, _d, i), h in zip(g.cut_edges, heads)]
     model = g
     if edges != g.cut_edges:
-        model = replace(g, cut_edges=list(dict.fromkeys(edges)), _producers=None, _kind_index=None, _nx=None)
+        model = copy.copy(g)  # the same columns (shared, never written); only the cut edges differ
+        model.cut_edges = list(dict.fromkeys(edges))
     out = replace(report, model=model) if model is not g else report
     return View(out, report, list(range(len(g.kind))))
 
