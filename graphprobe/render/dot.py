@@ -8,6 +8,7 @@ only the styles this picture uses. The text is deterministic: the same report gi
 """
 from __future__ import annotations
 
+import gc
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,8 @@ def quote(text: str) -> str:
     >>> print(quote('a "b"\\nc\\\\d'))
     "a \\"b\\"\\nc\\\\d"
     """
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
     return '"' + text.replace("\r\n", "\n").translate(_ESCAPES) + '"'
 
 
@@ -178,7 +181,8 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
         return m or None
 
     count = 0
-    order = range(len(g.kind)) if rank is None else sorted(range(len(g.kind)), key=rank.__getitem__)
+    one_rank = rank is None or not rank or min(rank) == max(rank)
+    order = range(len(g.kind)) if one_rank else sorted(range(len(g.kind)), key=rank.__getitem__)
     for v in order:
         if not visible[v]:
             continue
@@ -249,7 +253,8 @@ def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
     # Nodes the fast path in _node_line must leave to the general one.
     plain_skip = set(shared_by) | set(unreached) | set(reentry) | set(freed) | frozen
     return {"shared": shared_by, "unreached": unreached, "reentry": reentry, "freed": freed,
-            "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed, "plain_skip": plain_skip}
+            "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed, "plain_skip": plain_skip,
+            "quoted": {}}
 
 
 def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> str:
@@ -259,9 +264,24 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         # Most nodes are plain ops with no finding: their statement is just label and id (the
         # node defaults say the rest). Same bytes as the general path below, a third of the time.
         name = g.name[v]
-        label = g.label[v] if not name or name in notes["feeds_loss"].get(v, ()) else f"{g.label[v]}\n= {name}"
-        return f'n{v} [label={quote(label)}, id="n{v}"];'
+        if not name or name in notes["feeds_loss"].get(v, ()):
+            # A few dozen op names make every label: quote each once per picture.
+            quoted = notes["quoted"]
+            q = quoted.get(g.label[v])
+            if q is None:
+                q = quoted[g.label[v]] = quote(g.label[v])
+            return f'n{v} [label={q}, id="n{v}"];'
+        return f'n{v} [label={quote(g.label[v] + chr(10) + "= " + name)}, id="n{v}"];'
 
+    if kind == "param" and v not in notes["plain_skip"]:
+        # A parameter no finding is about: the general path's bytes, without its lists.
+        m = g.meta.get(v)
+        shape = _shape_text(g, v)
+        label = g.label[v] + ("\n" + shape if shape else "")
+        tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
+        used.add("param")
+        return (f'n{v} [fontsize="10", margin="0.11,0.055", label={quote(label)}, style="filled", '
+                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", id="n{v}", tooltip={quote(tip)}];')
     label = g.label[v]
     lines: list[str] = []
     tip: list[str] = []
@@ -514,6 +534,8 @@ def _loss_order(g: ProbeGraph) -> list[int]:
     """
     n = len(g.kind)
     big = len(g.losses)
+    if big <= 1:
+        return [0] * n  # one loss: the walk's order is already the reading order
     order = [big] * n
     producers = g.producers()
     for i, lid in enumerate(g.losses):
@@ -536,6 +558,18 @@ def view_dot(view: View, options: DotOptions | None = None, title: str | None = 
     ``title`` overrides ``options.title`` and the verdict (the image renderer uses it to say that
     it fell back to a coarser view).
     """
+    # The writer makes thousands of small lists and no cycles: a collection of a big heap (the
+    # user's model and graph) in the middle of it costs more than all of it, as in the probe.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _view_dot(view, options, title)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
     opts = options if options is not None else DotOptions()
     report = view.report
     if title is None:
@@ -577,11 +611,11 @@ def view_dot(view: View, options: DotOptions | None = None, title: str | None = 
             out.append("  " * -depth + "}")
             continue
         out.append(f"{pad}subgraph cluster_{c.idx} {{")
-        out.append(pad + "  graph " + _attrs([
-            ("label", c.path), ("fontsize", "11"), ("fontcolor", "#555555"),
-            ("style", "rounded,filled"),
-            ("fillcolor", _CLUSTER_FILLS[(depth - 1) % 2]), ("color", _CLUSTER_LINE),
-            ("labeljust", "l"), ("tooltip", f"module {c.path}")]) + ";")
+        # The same bytes as _attrs over these pairs; only the path is quoted (170 boxes in a
+        # 24-layer transformer).
+        out.append(f'{pad}  graph [label={quote(c.path)}, fontsize="11", fontcolor="#555555", '
+                   f'style="rounded,filled", fillcolor="{_CLUSTER_FILLS[(depth - 1) % 2]}", '
+                   f'color="{_CLUSTER_LINE}", labeljust="l", tooltip={quote("module " + c.path)}];')
         for v in c.nodes:
             out.append(pad + "  " + _node_line(g, v, notes, used))
         stack.append((c, -depth))
