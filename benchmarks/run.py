@@ -299,7 +299,7 @@ def bench_transformer_dot(sz: Sizes, res: Results) -> None:
         res.notes.append(recursion_note)
         torchviz()
     t_def, t_full, t_tv = [], [], []
-    for _ in range(max(sz.repeats, 5)):
+    for _ in range(max(sz.repeats, 15)):  # a few ms each: more runs for a steadier median
         dt, dot_def = timed(gp_default)
         t_def.append(dt)
         dt, dot_full = timed(gp_full)
@@ -308,12 +308,17 @@ def bench_transformer_dot(sz: Sizes, res: Results) -> None:
         t_tv.append(dt)
     d, f, t = med(t_def), med(t_full), med(t_tv)
     tv_nodes = len(re.findall(r"^\s*\d+ \[", src, flags=re.M))
-    res.ratio(f"torchviz make_dot ÷ graphprobe probe+to_dot(), transformer x{sz.layers}", t / d, ge=3.0,
-              note=f"graphprobe {secs(d)} ({count_dot_nodes(dot_def)} nodes drawn: the default view), "
-                   f"torchviz {secs(t)} ({tv_nodes} nodes)" + (f"; {recursion_note}" if recursion_note else ""))
-    res.ratio(f"torchviz make_dot ÷ graphprobe probe+to_dot(budget=None), transformer x{sz.layers}", t / f,
-              ge=3.0, note=f"like for like: graphprobe {secs(f)} ({count_dot_nodes(dot_full)} nodes), "
-                           f"torchviz {secs(t)} ({tv_nodes} nodes)")
+    # The headline is like for like: every node drawn on both sides. The default view draws a
+    # handful of folded nodes, so its ratio says little about the DOT writer: a note only.
+    res.ratio(f"torchviz make_dot ÷ graphprobe probe+to_dot(budget=None), every node, transformer x{sz.layers}",
+              t / f, ge=3.0, aim=10.0,
+              note=f"like for like: graphprobe {secs(f)} ({count_dot_nodes(dot_full)} nodes), "
+                   f"torchviz {secs(t)} ({tv_nodes} nodes); medians of {len(t_tv)} interleaved runs"
+                   + (f"; {recursion_note}" if recursion_note else ""))
+    res.notes.append(f"Not like for like, for reference only: the default view (to_dot(), "
+                     f"{count_dot_nodes(dot_def)} nodes drawn of {count_dot_nodes(dot_full)}) takes "
+                     f"{secs(d)} with the probe, torchviz {secs(t)} for {tv_nodes} nodes "
+                     f"(ratio {t / d:.3g}).")
 
 
 # -- 3. a training step under trace() -------------------------------------------------------
@@ -362,7 +367,7 @@ def bench_trace(sz: Sizes, res: Results) -> None:
         opt.step()
 
     p, t = _trace_ratio(step, sz.train_steps, sz.trace_blocks)
-    res.ratio(f"step under trace() ÷ plain step, transformer x{sz.layers}", t / p, le=2.0,
+    res.ratio(f"step under trace() ÷ plain step, transformer x{sz.layers}", t / p, le=1.3,
               note=f"plain {secs(p)}, traced {secs(t)} (Adam)")
 
     # The seed's case 1: two nn.Linear(3, 3), summed MSE losses, two Adam optimizers.
@@ -510,8 +515,9 @@ def render_child(kind: str, size: int, full: bool) -> None:
         out["seconds"] = time.perf_counter() - t0
         out["svg_nodes"] = len(re.findall(r"<title>n\d+</title>", svg))
         out["svg_bytes"] = len(svg)
-        m = re.search(r"collapsed view: (\d+ of \d+ nodes drawn)", svg)
+        m = re.search(r"(\d+ of \d+ nodes drawn)", svg)
         out["collapsed"] = m.group(1).strip() if m else None
+        out["fell_back"] = "fell back" in svg
     print(json.dumps({"stage": "done", **out}), flush=True)
     # Interpreter shutdown would free the deep GRU graph recursively and segfault (see drop_deep).
     sys.stdout.flush()
@@ -565,7 +571,7 @@ def bench_render(sz: Sizes, res: Results) -> None:
             status = "TIMED OUT" if ("too long" in err or "wall limit" in err) else "FAILED"
             value = f"{status.lower()} after {secs(info.get('seconds', info['wall']))}"
             note = f"{err}; {nodes} nodes in report, {info.get('dot_nodes', '?')} in the DOT"
-        elif full and info.get("collapsed"):
+        elif full and (info.get("collapsed") or info.get("fell_back")):
             # Asked for every node, got the coarse view: the layout timed out and fell back.
             status = "TIMED OUT"
             value = (f"full layout gave up; fell back to {info['svg_nodes']:,} visible nodes "

@@ -324,6 +324,10 @@ def test_big_page_in_headless_browser(browser: Any, big_html: Path, tmp_path: Pa
                                f"{cut_item.get_attribute('data-cut')}').getBoundingClientRect().width")
     assert width > 60, width
     assert "depth_detector.py" in drv.find_element(By.ID, "gp-details").text
+    # The cut's source op: its output shape and the forward line that made it.
+    drv.find_element(By.ID, f"n{cut['from']['node']}").click()
+    text = drv.find_element(By.ID, "gp-details").text
+    assert "1 × 1 × 8 × 8" in text and "depth_detector.py:" in text, text
     shot = tmp_path / "big_cut.png"
     drv.save_screenshot(str(shot))
     shutil.copyfile(shot, "/tmp/html_big_cut.png")

@@ -244,3 +244,18 @@ def test_gru_2000_steps_full_budget_under_6gb_still_writes_a_picture(tmp_path: P
     assert "fell back" in done.stderr, done.stderr
     svg = _words(out.read_text("utf-8"))
     assert "fell back" in svg and "cell" in svg
+
+
+def test_ops_carry_their_output_shape_and_forward_line(depth_detector: graphprobe.Report) -> None:
+    """Under the recorder, an op node knows its output's shape and the line that made it."""
+    g = depth_detector.model
+    head = [v for v in range(len(g)) if g.module[v] == "depth_net.head" and g.kind[v] == "op"]
+    assert len(head) == 1
+    (v,) = head
+    assert g.meta[v].shape == (1, 1, 8, 8)
+    line = _line_of(PROGRAMS / "depth_detector.py", "return self.head(self.blocks(self.stem(img)))")
+    assert g.location[v].replace("\\", "/").endswith(f"tests/programs/depth_detector.py:{line}")
+    # A Linear inside the detector's loop: the loop's line, and the (64 points, 16) output.
+    layer = next(v for v in range(len(g)) if g.module[v] == "detector.layers.3" and g.label[v] == "AddmmBackward0")
+    assert g.meta[layer].shape == (64, 16)
+    assert g.location[layer].endswith(f":{_line_of(PROGRAMS / 'depth_detector.py', 'h = torch.relu(layer(h))')}")
