@@ -259,3 +259,22 @@ def test_ops_carry_their_output_shape_and_forward_line(depth_detector: graphprob
     layer = next(v for v in range(len(g)) if g.module[v] == "detector.layers.3" and g.label[v] == "AddmmBackward0")
     assert g.meta[layer].shape == (64, 16)
     assert g.location[layer].endswith(f":{_line_of(PROGRAMS / 'depth_detector.py', 'h = torch.relu(layer(h))')}")
+
+
+@pytest.mark.slow
+def test_html_page_size_follows_what_is_drawn_not_the_graph(tmp_path: Path) -> None:
+    """A GRU of 500 and of 5,000 steps draw the same folded view: their pages are about the
+    same size (the 20,000-step page used to embed every node: 79 MB)."""
+    from graphprobe.cli import main
+
+    sizes = {}
+    for steps in (500, 5000):
+        out = tmp_path / f"gru{steps}.html"
+        old = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            assert main(["render", "samples/gru_unrolled.py", "-o", str(out), "-q", "--", str(steps)]) == 0
+        finally:
+            os.chdir(old)
+        sizes[steps] = out.stat().st_size
+    assert sizes[5000] < 400_000 and sizes[5000] < sizes[500] * 1.5, sizes

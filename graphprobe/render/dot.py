@@ -262,7 +262,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     kind = g.kind[v]
     if kind == "op" and v not in notes["plain_skip"]:
         # Most nodes are plain ops with no finding: their statement is just label and id (the
-        # node defaults say the rest). Same bytes as the general path below, a third of the time.
+        # node defaults say the rest, its id included). Same bytes as the general path below.
         name = g.name[v]
         if not name or name in notes["feeds_loss"].get(v, ()):
             # A few dozen op names make every label: quote each once per picture.
@@ -270,8 +270,8 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
             q = quoted.get(g.label[v])
             if q is None:
                 q = quoted[g.label[v]] = quote(g.label[v])
-            return f'n{v} [label={q}, id="n{v}"];'
-        return f'n{v} [label={quote(g.label[v] + chr(10) + "= " + name)}, id="n{v}"];'
+            return f'n{v} [label={q}];'
+        return f'n{v} [label={quote(g.label[v] + chr(10) + "= " + name)}];'
 
     if kind == "param" and v not in notes["plain_skip"]:
         # A parameter no finding is about: the general path's bytes, without its lists.
@@ -281,7 +281,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
         used.add("param")
         return (f'n{v} [fontsize="10", margin="0.11,0.055", label={quote(label)}, style="filled", '
-                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", id="n{v}", tooltip={quote(tip)}];')
+                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", tooltip={quote(tip)}];')
     label = g.label[v]
     lines: list[str] = []
     tip: list[str] = []
@@ -391,7 +391,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     if base in ("loss", "param", "leaf") and fill in (_LOSS_FILL, _PARAM_FILL, _LEAF_FILL):
         used.add(base)
     attrs += [("label", "\n".join(lines)), ("style", ",".join(style)), ("fillcolor", fill),
-              ("color", line), ("fontcolor", text), ("id", f"n{v}")]
+              ("color", line), ("fontcolor", text)]
     if penwidth is not None:
         attrs.append(("penwidth", penwidth))
     if tip:
@@ -597,7 +597,8 @@ def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
         graph_attrs.append(("size", f"{inches},{inches}"))
     out: list[str] = ["digraph graphprobe {"]
     out.append("  graph " + _attrs(graph_attrs) + ";")
-    out.append("  node " + _attrs(list(_NODE_DEFAULTS.items())) + ";")
+    # id="\N": every node's SVG id is its DOT name (n12), without an id on each statement.
+    out.append("  node " + _attrs(list(_NODE_DEFAULTS.items()))[:-1] + ', id="\\N"];')
     out.append("  edge " + _attrs([("fontname", _FONT), ("fontsize", "10"), ("color", _EDGE),
                                    ("arrowsize", "0.7")]) + ";")
 
