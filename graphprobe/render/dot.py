@@ -400,6 +400,23 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     return f"n{v} {_attrs([(k, x) for k, x in attrs if _NODE_DEFAULTS.get(k) != x])};"
 
 
+def _node_lines(g: ProbeGraph, nodes: list[int], notes: dict[str, Any], used: set[str], pad: str,
+                out: list[str]) -> None:
+    """Append the statements of ``nodes`` to ``out``: :func:`_node_line`, with its most common
+    case (an unnamed op no finding is about) inlined, since a picture of every node is mostly
+    that. Complexity: O(len(nodes))."""
+    kinds, labels, names, skip, quoted = g.kind, g.label, g.name, notes["plain_skip"], notes["quoted"]
+    for v in nodes:
+        if kinds[v] == "op" and not names[v] and v not in skip:
+            label = labels[v]
+            q = quoted.get(label)
+            if q is None:
+                q = quoted[label] = quote(label)
+            out.append(f"{pad}n{v} [label={q}];")
+        else:
+            out.append(pad + _node_line(g, v, notes, used))
+
+
 def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str],
               edge_id: str = "", merged: list[int] | None = None) -> str:
     """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``).
@@ -617,13 +634,11 @@ def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
         out.append(f'{pad}  graph [label={quote(c.path)}, fontsize="11", fontcolor="#555555", '
                    f'style="rounded,filled", fillcolor="{_CLUSTER_FILLS[(depth - 1) % 2]}", '
                    f'color="{_CLUSTER_LINE}", labeljust="l", tooltip={quote("module " + c.path)}];')
-        for v in c.nodes:
-            out.append(pad + "  " + _node_line(g, v, notes, used))
+        _node_lines(g, c.nodes, notes, used, pad + "  ", out)
         stack.append((c, -depth))
         for ch in reversed(c.children):
             stack.append((ch, depth + 1))
-    for v in loose:
-        out.append("  " + _node_line(g, v, notes, used))
+    _node_lines(g, loose, notes, used, "  ", out)
     losses = [v for v in g.losses if 0 <= v < n and visible[v]]
     if losses:
         # Invisible edges along the bottom row keep the losses in the order given, left to right.
