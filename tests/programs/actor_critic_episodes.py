@@ -21,29 +21,31 @@ class Policy(nn.Module):
         return torch.softmax(self.action_head(h), dim=-1), self.value_head(h)
 
 
-policy = Policy()
-opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
-policy_terms, value_terms = [], []
-for episode in range(2):
-    log_probs, values, rewards = [], [], []
-    state = torch.randn(4)
-    for t in range(40):
-        probs, value = policy(state)
-        dist = torch.distributions.Categorical(probs)
-        action = dist.sample()
-        log_probs.append(dist.log_prob(action))
-        values.append(value)
-        rewards.append(1.0 if int(action) == t % 2 else 0.0)
+# Run as a script (graphprobe render runs it as __main__); importing it does nothing.
+if __name__ == "__main__":
+    policy = Policy()
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    policy_terms, value_terms = [], []
+    for episode in range(2):
+        log_probs, values, rewards = [], [], []
         state = torch.randn(4)
-    ret, returns = 0.0, []
-    for r in reversed(rewards):
-        ret = r + 0.99 * ret
-        returns.insert(0, ret)
-    for lp, v, g in zip(log_probs, values, returns):
-        advantage = g - v.item()  # the baseline as a constant: no gradient to the critic here
-        policy_terms.append(-lp * advantage)
-        value_terms.append(nn.functional.smooth_l1_loss(v.squeeze(), torch.tensor(g)))
-loss = torch.stack(policy_terms).sum() + torch.stack(value_terms).sum()
-opt.zero_grad()
-loss.backward()
-opt.step()
+        for t in range(40):
+            probs, value = policy(state)
+            dist = torch.distributions.Categorical(probs)
+            action = dist.sample()
+            log_probs.append(dist.log_prob(action))
+            values.append(value)
+            rewards.append(1.0 if int(action) == t % 2 else 0.0)
+            state = torch.randn(4)
+        ret, returns = 0.0, []
+        for r in reversed(rewards):
+            ret = r + 0.99 * ret
+            returns.insert(0, ret)
+        for lp, v, g in zip(log_probs, values, returns):
+            advantage = g - v.item()  # the baseline as a constant: no gradient to the critic here
+            policy_terms.append(-lp * advantage)
+            value_terms.append(nn.functional.smooth_l1_loss(v.squeeze(), torch.tensor(g)))
+    loss = torch.stack(policy_terms).sum() + torch.stack(value_terms).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()

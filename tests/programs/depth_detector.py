@@ -51,18 +51,21 @@ class Detector(nn.Module):
         return self.out(h).mean(0)
 
 
-depth_net, detector = DepthNet(int(sys.argv[1]) if len(sys.argv) > 1 else 40), Detector()
-opt = torch.optim.Adam(list(depth_net.parameters()) + list(detector.parameters()), lr=1e-3)
-img, depth_gt, box_gt = torch.randn(1, 3, 8, 8), torch.rand(1, 1, 8, 8), torch.zeros(7)
+# Run as a script (graphprobe render runs it as __main__); importing it does nothing.
+if __name__ == "__main__":
+    depth_net = DepthNet(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
+    detector = Detector()
+    opt = torch.optim.Adam(list(depth_net.parameters()) + list(detector.parameters()), lr=1e-3)
+    img, depth_gt, box_gt = torch.randn(1, 3, 8, 8), torch.rand(1, 1, 8, 8), torch.zeros(7)
 
-depth = depth_net(img)
-depth_loss = nn.functional.l1_loss(depth, depth_gt)
-d = depth.detach().numpy()[0, 0]
-ys, xs = np.mgrid[0:8, 0:8]
-cloud = np.stack([xs * d, ys * d, d], axis=-1).reshape(-1, 3).astype(np.float32)
-points = torch.from_numpy(cloud)
-det_loss = nn.functional.smooth_l1_loss(detector(points), box_gt)
-loss = depth_loss + det_loss
-opt.zero_grad()
-loss.backward()
-opt.step()
+    depth = depth_net(img)
+    depth_loss = nn.functional.l1_loss(depth, depth_gt)
+    d = depth.detach().numpy()[0, 0]
+    ys, xs = np.mgrid[0:8, 0:8]
+    cloud = np.stack([xs * d, ys * d, d], axis=-1).reshape(-1, 3).astype(np.float32)
+    points = torch.from_numpy(cloud)
+    det_loss = nn.functional.smooth_l1_loss(detector(points), box_gt)
+    loss = depth_loss + det_loss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
