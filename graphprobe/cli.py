@@ -148,8 +148,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "render":
             s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
             s.add_argument("--title", help="title of the picture (default: the verdict)")
-            s.add_argument("--budget", type=int, default=1500,
-                           help="above this many nodes, draw one node per module (default 1500)")
+            s.add_argument("--budget", type=int, default=200,
+                           help="visible nodes the picture aims at: what no finding is about folds by "
+                                "module above it (default 200)")
             s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
             s.add_argument("--expand", action="append", default=[], metavar="MODULE",
                            help="draw MODULE in full detail in a collapsed picture (repeatable)")
