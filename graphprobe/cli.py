@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from typing import Sequence
 
 from . import __version__
@@ -237,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         res = run_script(RunOptions(args.script, script_args, steps=args.steps,
                                     keep_running=args.keep_running, progress=progress))
+        _LEFT_THREADS[:] = res.left_threads
         report = res.report
         color = _use_color(args)
         if args.command == "check":
@@ -250,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
+                for label, child in res.children:  # one report per child process that trained
+                    root, ext = os.path.splitext(dest)
+                    write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
+                                 expand=tuple(args.expand), budget=args.budget)
                 if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
                 each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
@@ -272,6 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress_mod.set_enabled(False)
 
 
+# Non-daemon threads of the script still alive when the capture stopped it (the loop that would
+# have stopped them never ran): the process must not wait for them once the report is written.
+_LEFT_THREADS: list[str] = []
+
+
 def main_entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if _LEFT_THREADS and any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+                             for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -696,7 +696,7 @@ class _Capture:
         if not roots and not self.errors and self.inner:
             roots = list(self.inner)  # only create_graph gradients: report them rather than nothing
         self.inner = []
-        if self.opts.progress:
+        if self.opts.progress and roots:
             self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
         if roots or self.errors:
             confirmed: list[set[int] | None] = []
@@ -773,7 +773,7 @@ class _Capture:
     # -- child processes ------------------------------------------------------------------
     def start_child(self, proc: Any, orig_start: Callable[[Any], None]) -> None:
         """``Process.start``: the child captures its own step and leaves its report in a file."""
-        if self.done or proc._target is None or isinstance(proc._target, _ChildTarget):
+        if self.done or getattr(proc, "_target", None) is None or isinstance(proc._target, _ChildTarget):
             orig_start(proc)
             return
         if self.child_dir is None:
@@ -786,7 +786,8 @@ class _Capture:
         try:
             orig_start(proc)
         finally:
-            if isinstance(proc._target, _ChildTarget):
+            # start() drops _target once the child has it (Python >= 3.9); put it back if not.
+            if isinstance(getattr(proc, "_target", None), _ChildTarget):
                 proc._target = target
 
     def after_join(self) -> None:
@@ -1031,7 +1032,7 @@ def run_script(opts: RunOptions) -> RunResult:
         base = os.path.basename(script)
         if interrupted:
             raise KeyboardInterrupt
-        if cap.children:
+        if cap.children and failure is None and not result_exit:
             codes = ", ".join(str(p.exitcode) for p in cap.children)
             raise NoBackwardError(
                 f"graphprobe: {base} called no backward in its own process, and none of its "
