@@ -6,6 +6,11 @@ import sys
 
 import pytest
 import torch
+from hypothesis import settings
+
+# No example database inside the checkout (.hypothesis/): runs stay reproducible and the tree clean.
+settings.register_profile("graphprobe-default", database=None)
+settings.load_profile("graphprobe-default")
 from torch import nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
