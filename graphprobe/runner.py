@@ -156,6 +156,7 @@ class _Capture:
         self.ever_stepped: set[int] = set()
         self.optimizers: dict[int, weakref.ref] = {}  # every optimizer the script built (or stepped)
         self.last_seq = -1  # autograd sequence number at the previous recorded backward
+        self.zero_grad_first = False  # no optimizer, and this round began with a zero_grad
         self.pending_finish = False  # keep_running: the round ended inside a hook; finish at the next safe point
         self.depth = 0
         self.mute = 0  # >0 inside a closure's re-evaluation: nothing is recorded
@@ -384,16 +385,18 @@ class _Capture:
         if self.pending_finish:
             self.finish()
             return
-        if self.round_calls and not self.live_optimizers():
+        if not self.round_calls:
+            self.zero_grad_first = True  # this round began with a zero_grad: its next one ends it
+        elif not self.live_optimizers():
             self.end_round(in_hook=False)
 
     def bound_hit(self, what: str) -> None:
         missing = [o for o in self.live_optimizers() if id(o) not in self.stepped]
-        names = ", ".join(self.opt_name(o) for o in missing) or "an optimizer"
+        why = (f"{', '.join(self.opt_name(o) for o in missing)} had not stepped by then" if missing
+               else "the script has no optimizer, and no zero_grad came round to end the step")
         self.notes.append(
             f"the captured step was bounded at {what} ({MAX_CALLS} backward calls or {MAX_OPT_STEPS} "
-            f"optimizer steps per step): {names} had not stepped by then; the report covers the "
-            "backward calls made so far")
+            f"optimizer steps per step): {why}; the report covers the backward calls made so far")
 
     def opt_name(self, opt: Any) -> str:
         nm = name_of(opt, frame_namespaces(self.frame)) if self.frame is not None else None
@@ -404,6 +407,7 @@ class _Capture:
         """One round of the optimizers is complete: finish, or go on to the next round."""
         self.round_sites = set()
         self.round_calls = self.round_steps = 0
+        self.zero_grad_first = False
         self.stepped = set()
         if self.warmup:
             # The training thread's first round ran before the recorder followed it: keep it
@@ -489,13 +493,13 @@ class _Capture:
             frame = user_frame()
             site = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else None
             key = (site, frame.f_lasti if frame is not None else None)  # two backwards on one line differ
-            if self.live_optimizers():
-                if self.round_calls >= MAX_CALLS:
-                    self.bound_hit(f"{self.round_calls} backward calls")
-                    self.end_round(in_hook=False)
-                    if self.done:
-                        return run()
-            elif key in self.round_sites and self.built_after_last(tensors):
+            if self.round_calls >= MAX_CALLS:
+                self.bound_hit(f"{self.round_calls} backward calls")
+                self.end_round(in_hook=False)
+                if self.done:
+                    return run()
+            elif (not self.live_optimizers() and not self.zero_grad_first and key in self.round_sites
+                  and self.built_after_last(tensors)):
                 # No optimizer and no zero_grad: the loop came round to this call again.
                 self.end_round(in_hook=False)
                 if self.done:
