@@ -67,7 +67,7 @@ from .errors import NoBackwardError, ScriptError
 from .names import frame_namespaces, name_of
 from .probe import FIX_FREED, build_report, frame_tensors
 from .report import Report
-from .trace import _PKG_DIRS, Trace, TraceSnapshot, _is_user_file, user_frame, user_location
+from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
 from .walk import Root
 
 __all__ = ["RunOptions", "RunResult", "run_script", "MAX_CALLS", "MAX_OPT_STEPS"]
@@ -700,7 +700,7 @@ class _Capture:
         if not roots and not self.errors and self.inner:
             roots = list(self.inner)  # only create_graph gradients: report them rather than nothing
         self.inner = []
-        if self.opts.progress and roots:
+        if self.opts.progress and roots:  # with none, the error that follows says what happened
             self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
         if roots or self.errors:
             confirmed: list[set[int] | None] = []
@@ -844,19 +844,10 @@ def _zero_grad_wrapper(cap: _Capture, orig: Callable[..., Any]) -> Callable[...,
 
 def _leave_mode(mode: Any) -> None:
     """Take ``mode`` off this thread's torch-function mode stack by identity, others kept."""
-    from torch.overrides import _get_current_function_mode_stack
+    from .trace import _remove_from_stack
 
-    stack = _get_current_function_mode_stack()
-    if not any(m is mode for m in stack):
-        return
-    above = []
-    while True:
-        top = torch._C._pop_torch_function_stack()
-        if top is mode:
-            break
-        above.append(top)
-    for m in reversed(above):
-        torch._C._push_on_torch_function_stack(m)
+    mode.off = True  # should it linger anywhere, it only forwards
+    _remove_from_stack(mode)
 
 
 class _ChildTarget:
@@ -1008,6 +999,7 @@ def run_script(opts: RunOptions) -> RunResult:
         cap.uninstall()
         if tr.active:
             tr.__exit__(None, None, None)
+        release_modes()  # a mode left inside its own handler (keep_running) is swept now
         sys.argv = old_argv
         for i, entry in enumerate(sys.path):
             if entry is path_entry:
