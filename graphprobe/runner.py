@@ -234,6 +234,8 @@ class _Capture:
             return cap.around(ts, _retain(args, kwargs, 2, 3),
                               lambda: orig_grad(outputs, *args, **kwargs), confirmable=False)
 
+        for ours, orig in ((tensor_backward, orig_tb), (autograd_backward, orig_ab), (autograd_grad, orig_grad)):
+            ours.__wrapped__ = orig  # type: ignore[attr-defined]
         self._patch(torch.Tensor, "backward", tensor_backward)
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.autograd, "grad", autograd_grad)
