@@ -388,6 +388,7 @@ NON_DAEMON = """\
 """
 
 
+@pytest.mark.slow
 def test_non_daemon_thread_does_not_hang_and_a_stopped_script_saves_nothing(tmp_path):
     script = _write(tmp_path, NON_DAEMON.replace("        stop.set()\n", ""))  # the loop never stops it
     p = _cli_process(tmp_path, script, timeout=60)
@@ -400,6 +401,7 @@ def test_non_daemon_thread_does_not_hang_and_a_stopped_script_saves_nothing(tmp_
     assert "heartbeat" in p.stderr
 
 
+@pytest.mark.slow
 def test_keep_running_lets_finally_and_atexit_save(tmp_path):
     script = _write(tmp_path, NON_DAEMON)
     p = _cli_process(tmp_path, script, "--keep-running", timeout=60)
