@@ -779,8 +779,8 @@ class _Capture:
     # -- child processes ------------------------------------------------------------------
     def start_child(self, proc: Any, orig_start: Callable[[Any], None]) -> None:
         """``Process.start``: the child captures its own step and leaves its report in a file."""
-        if self.done or getattr(proc, "_target", None) is None or isinstance(proc._target, _ChildTarget):
-            orig_start(proc)
+        if self.done or not _user_target(getattr(proc, "_target", None)):
+            orig_start(proc)  # a DataLoader worker, a Process subclass with its own run()
             return
         if self.child_dir is None:
             self.child_dir = tempfile.mkdtemp(prefix="graphprobe-children-")
@@ -850,6 +850,25 @@ def _leave_mode(mode: Any) -> None:
 
     mode.off = True  # should it linger anywhere, it only forwards
     _remove_from_stack(mode)
+
+
+def _user_target(target: Any) -> bool:
+    """Whether a Process target is the script's own code (or ``mp.spawn``'s wrapper of it)."""
+    if target is None or isinstance(target, _ChildTarget):
+        return False
+    try:
+        from torch.multiprocessing import spawn as tmp_spawn
+
+        if target is getattr(tmp_spawn, "_wrap", None):
+            return True
+    except ImportError:
+        pass
+    while hasattr(target, "func") and not hasattr(target, "__code__"):  # functools.partial
+        target = target.func
+    code = getattr(target, "__code__", None) or getattr(getattr(target, "__func__", None), "__code__", None)
+    if code is None:
+        code = getattr(getattr(type(target), "__call__", None), "__code__", None)
+    return code is not None and _is_user_file(code.co_filename)
 
 
 class _ChildTarget:
