@@ -65,7 +65,9 @@ import torch
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
 from .names import frame_namespaces, name_of
-from .probe import FIX_FREED, build_report, frame_tensors
+from .analysis.messages import FIX_FREED
+from .model.findings import ScriptError as ScriptErrorFinding
+from .probe import build_report, frame_tensors
 from .report import Report
 from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
 from .walk import Root
@@ -162,7 +164,7 @@ class _Capture:
         self.mute = 0  # >0 inside a closure's re-evaluation: nothing is recorded
         self.done = False
         self.report: Report | None = None
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[ScriptErrorFinding] = []
         self.notes: list[str] = []
         self.freed_fns: list[Any] = []
         self.frame: Any = None
@@ -635,11 +637,12 @@ class _Capture:
         elif _NO_GRAD in msg:
             self.errors.append(self.explain_no_grad(tensors, site))
         else:
-            self.errors.append({"kind": "backward_failed", "severity": "error", "location": site,
-                                "message": f"backward at {_short(site)} raised: {msg.splitlines()[0]}"})
+            self.errors.append(ScriptErrorFinding(
+                kind="backward_failed", severity="error", location=site,
+                message=f"backward at {_short(site)} raised: {msg.splitlines()[0]}"))
         self.finish()
 
-    def explain_twice(self, freed: list[Any], site: str | None) -> dict[str, Any]:
+    def explain_twice(self, freed: list[Any], site: str | None) -> ScriptErrorFinding:
         from .walk import iter_fns
 
         self.freed_fns = freed
@@ -652,26 +655,12 @@ class _Capture:
                 freed_by = {"loss": ", ".join(r.name for r in call.roots), "location": call.site}
                 break
         loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"
-        return {
-            "kind": "backward_twice", "severity": "error", "location": site, "freed_by": freed_by,
-            "loss": loss, "nodes": [], "modules": [], "message": "", "fix": FIX_FREED,
-        }
+        # The message names the freed nodes as the report does: the build writes it
+        # (analysis.findings.describe_errors), before the report is frozen.
+        return ScriptErrorFinding(kind="backward_twice", severity="error", location=site, freed_by=freed_by,
+                                  loss=loss, fix=FIX_FREED)
 
-    def _describe_twice(self, err: dict[str, Any], report: Report) -> None:
-        """Fill a backward_twice error with the freed nodes as the report names them."""
-        g = report.model
-        nodes = sorted(g.freed)
-        err["nodes"] = [{"node": n, "op": g.op[n], "module": g.module[n]} for n in nodes]
-        err["modules"] = sorted({g.module[n] for n in nodes if g.module[n]})
-        ops = sorted({g.op[n] or "" for n in nodes})
-        fb = err["freed_by"]
-        by = f"{fb['loss']}.backward() at {_short(fb.get('location'))}" if fb else "an earlier backward"
-        mods = f" of {', '.join(err['modules'])}" if err["modules"] else ""
-        err["message"] = (f"backward of {err['loss']} at {_short(err['location'])} failed: it needs the "
-                          f"saved tensors of {len(nodes)} node{'s' if len(nodes) != 1 else ''}{mods} "
-                          f"({', '.join(ops)}), which {by} already freed")
-
-    def explain_no_grad(self, tensors: list[Any], site: str | None) -> dict[str, Any]:
+    def explain_no_grad(self, tensors: list[Any], site: str | None) -> ScriptErrorFinding:
         where = ""
         for t in tensors:
             if isinstance(t, torch.Tensor):
@@ -680,12 +669,11 @@ class _Capture:
                     chain = " → ".join(op for op, _ in prov.chain)
                     where = f"; the chain was cut at {_short(prov.location)} ({prov.kind}: {chain})"
                     break
-        return {
-            "kind": "no_grad_root", "severity": "error", "location": site,
-            "message": (f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
-                        f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
-            "fix": "compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way",
-        }
+        return ScriptErrorFinding(
+            kind="no_grad_root", severity="error", location=site,
+            message=(f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
+                     f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
+            fix="compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way")
 
     # -- the end of the step ------------------------------------------------------------
     def finish(self) -> None:
@@ -714,13 +702,8 @@ class _Capture:
                 [r.tensor for r in roots], self.frame, names=[r.name for r in roots], trace=self.snapshot,
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
                 freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
-                confirmed=confirmed,
+                confirmed=confirmed, errors=self.errors, unjudged=self.unstepped_params(),
             )
-            for err in self.errors:
-                if err["kind"] == "backward_twice":
-                    self._describe_twice(err, self.report)
-            self.report.errors.extend(self.errors)
-            self.unjudge_unstepped(self.report)
             self.report.notes.extend(self.notes)
         # Hold nothing of the user's past this point.
         self.calls.clear()
@@ -747,34 +730,27 @@ class _Capture:
             _leave_mode(mode)
         self.tr._thread = -1  # the recorder records no thread from now on
 
-    def unjudge_unstepped(self, report: Report) -> None:
-        """Parameters held only by optimizers that never stepped in the window are not judged."""
-        if not self.calls and not report.params:
-            return
-        unstepped = [o for o in self.live_optimizers() if id(o) not in self.ever_stepped]
-        if not unstepped or not self.ever_stepped:
-            return  # no optimizer stepped at all (the script's end): nothing to tell them apart by
-        from .names import collect_known
+    def unstepped_params(self) -> set[int]:
+        """``id()`` of parameters held only by optimizers that never stepped in the window.
 
-        known = collect_known(self.frame)
-        stepped_ids = {id(p) for o in self.live_optimizers() if id(o) in self.ever_stepped
-                       for g in o.param_groups for p in g["params"]}
-        names = set()
-        for o in unstepped:
-            for g in o.param_groups:
-                for p in g["params"]:
-                    info = known.params.get(id(p))
-                    if info is not None and id(p) not in stepped_ids:
-                        names.add(info.name)
-        before = len(report.detached)
-        report.detached = [d for d in report.detached if not (d["kind"] == "unreached" and d["name"] in names)]
-        if names:
-            opts = ", ".join(self.opt_name(o) for o in unstepped)
-            shown = ", ".join(sorted(names)[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-            self.notes.append(f"{opts} did not step in the captured step, so {shown} "
-                              f"{'is' if len(names) == 1 else 'are'} not judged"
-                              + (f" ({before - len(report.detached)} would have been called unreached)"
-                                 if before != len(report.detached) else ""))
+        They are not judged (never called unreached); a note says which optimizers and why.
+        """
+        live = self.live_optimizers()
+        unstepped = [o for o in live if id(o) not in self.ever_stepped]
+        if not unstepped or not self.ever_stepped:
+            return set()  # no optimizer stepped at all (the script's end): nothing to tell them apart by
+        stepped_ids = {id(p) for o in live if id(o) in self.ever_stepped for g in o.param_groups for p in g["params"]}
+        ids = {id(p) for o in unstepped for g in o.param_groups for p in g["params"]} - stepped_ids
+        if ids:
+            from .names import collect_known
+
+            known = collect_known(self.frame)
+            names = sorted(known.params[i].name for i in ids if i in known.params)
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            self.notes.append(f"{', '.join(self.opt_name(o) for o in unstepped)} did not step in the captured "
+                              f"step, so the parameters only {'it holds' if len(unstepped) == 1 else 'they hold'}"
+                              f" ({shown or len(ids)}) are not judged")
+        return ids
 
     # -- child processes ------------------------------------------------------------------
     def start_child(self, proc: Any, orig_start: Callable[[Any], None]) -> None:
@@ -1079,10 +1055,9 @@ def run_script(opts: RunOptions) -> RunResult:
     if failure is not None and not cap.backward_failed and _ddp_unused_explained(failure, report):
         stopped, failure = True, None
     if failure is not None and not cap.backward_failed:
-        report.errors.append({
-            "kind": "script_error", "severity": "error",
-            "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
-        })
+        report.add_error(ScriptErrorFinding(
+            kind="script_error", severity="error",
+            message=f"the script raised {type(failure).__name__} after its first backward: {failure}"))
     if interrupted:
         report.notes.append("interrupted (Ctrl-C): the report covers the backward calls made before it")
     return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped,
@@ -1125,10 +1100,11 @@ def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
     where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
     names = ", ".join(unreached[:4]) + (f" and {len(unreached) - 4} more" if len(unreached) > 4 else "")
-    report.notes.append(
-        f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
-        f"{names} got no gradient; the step was complete, so graphprobe ended it there"
-    )
+    text = (f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
+            f"{names} got no gradient; the step was complete, so graphprobe ended it there")
+    report.notes.append(text)
+    report.add_error(ScriptErrorFinding(kind="ddp_unused", severity="info", message=text,
+                                        fix="see the unreached parameters above: connect them to a loss"))
     return True
 
 

@@ -80,7 +80,8 @@ def test_torchrun_ddp_unreached_aux_head(tmp_path):
         assert sorted(d["reaches"]["loss"]) == sorted(ALL[:4])
         assert d["findings"]["error"] == 2
         # The step ends at opt.step(), before the next forward where DDP would raise its own
-        # "Expected to have finished reduction" error: no error, no note about it.
+        # "Expected to have finished reduction" error: no error, no note about it; the unreached
+        # parameters are the finding.
         assert d["errors"] == []
         assert not any("Expected to have finished reduction" in n for n in d["notes"])
         assert d["verdict"].endswith("model.aux_head.weight, model.aux_head.bias get no gradient from it")
