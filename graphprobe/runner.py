@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import linecache
 import os
 import pickle
@@ -92,6 +93,29 @@ _CURRENT: "_Capture | None" = None
 
 class _StopCapture(BaseException):
     """Raised inside the script once the step is captured, to end the run."""
+
+
+class _GraphprobeBug(BaseException):
+    """graphprobe's own processing failed while the script ran (the cause is the real error).
+
+    A BaseException, so neither the script's ``except Exception`` nor the runner's handling of
+    the script's errors takes it for the script's: ``run_script`` re-raises the cause, and the
+    CLI reports it as graphprobe's crash (exit 70).
+    """
+
+
+def _ours(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``fn`` as graphprobe's own processing: an exception in it is graphprobe's bug."""
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (_StopCapture, _GraphprobeBug):
+            raise
+        except Exception as e:
+            raise _GraphprobeBug(f"graphprobe failed in {fn.__name__}") from e
+
+    return inner
 
 
 @dataclass
@@ -337,6 +361,7 @@ class _Capture:
                 out.append(o)
         return out
 
+    @_ours
     def opt_pre(self, opt: Any, args: Any, kwargs: Any) -> Any:
         self.note_optimizer(opt)
         if self.done or self.passive_thread():
@@ -366,6 +391,7 @@ class _Capture:
             return args, {**kwargs, "closure": recorded_closure}
         return (args[0], recorded_closure, *args[2:]), kwargs
 
+    @_ours
     def opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
         if self.done or self.passive_thread() or not self.round_calls:
             return  # the window starts at the round's first backward
@@ -382,6 +408,7 @@ class _Capture:
         t = self.train_thread
         return t is not None and t != threading.get_ident()
 
+    @_ours
     def on_zero_grad(self) -> None:
         """``zero_grad``: a safe point to finish, and, with no optimizer, the end of a round."""
         if self.done or self.passive_thread():
@@ -464,6 +491,7 @@ class _Capture:
         finally:
             self.depth -= 1
 
+    @_ours
     def adopt_thread(self) -> None:
         """The first backward came from a thread the recorder is not on: move the recorder there.
 
@@ -550,6 +578,7 @@ class _Capture:
         seqs = [t.grad_fn._sequence_nr() for t in tensors if isinstance(t, torch.Tensor) and t.grad_fn is not None]
         return not seqs or max(seqs) > self.last_seq
 
+    @_ours
     def note_call(self, tensors: list[Any], site: str | None, retain: bool, frame: Any) -> None:
         namespaces = frame_namespaces(frame)
         expr = _source_expr(site)
@@ -577,6 +606,7 @@ class _Capture:
         for k2, v2 in leaves.items():
             self.leaf_names.setdefault(k2, v2)
 
+    @_ours
     def hook_params(self, frame: Any, got: set[int]) -> list[Any]:
         """Hooks on every known parameter that note, in ``got``, the ones a gradient reaches."""
         handles = []
@@ -622,6 +652,7 @@ class _Capture:
                 out.append({pid for (pid, _), g in zip(params, grads) if g is not None})
         return out
 
+    @_ours
     def scan_freed(self, tensors: list[Any]) -> list[Any]:
         """Autograd nodes behind ``tensors`` whose saved tensors are already freed (iterative)."""
         from .walk import is_freed, iter_fns
@@ -676,6 +707,7 @@ class _Capture:
             fix="compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way")
 
     # -- the end of the step ------------------------------------------------------------
+    @_ours
     def finish(self) -> None:
         if self.done:
             return
@@ -753,6 +785,7 @@ class _Capture:
         return ids
 
     # -- child processes ------------------------------------------------------------------
+    @_ours
     def start_child(self, proc: Any, orig_start: Callable[[Any], None]) -> None:
         """``Process.start``: the child captures its own step and leaves its report in a file."""
         if self.done or not _user_target(getattr(proc, "_target", None)):
@@ -772,6 +805,7 @@ class _Capture:
             if isinstance(getattr(proc, "_target", None), _ChildTarget):
                 proc._target = target
 
+    @_ours
     def after_join(self) -> None:
         """Every child joined, each with a report, and nothing here to capture: the step is done."""
         if (self.done or self.opts.keep_running or self.calls or not self.children
@@ -968,6 +1002,7 @@ def run_script(opts: RunOptions) -> RunResult:
     stopped = interrupted = False
     failure: BaseException | None = None
     threads_before = set(threading.enumerate())
+    bug: _GraphprobeBug | None = None
     try:
         tr.__enter__()
         cap.install()
@@ -991,6 +1026,8 @@ def run_script(opts: RunOptions) -> RunResult:
             stopped = True
             cap.script_ended()
         cap.finish()
+    except _GraphprobeBug as e:
+        bug = e
     finally:
         cap.script_ended()
         cap.uninstall()
@@ -1010,6 +1047,9 @@ def run_script(opts: RunOptions) -> RunResult:
             del linecache.cache[script]
     children = cap.child_reports()
     cap.cleanup_children()
+    if bug is not None:
+        # graphprobe's own crash, not the script's: the CLI says so (exit 70).
+        raise bug.__cause__ if bug.__cause__ is not None else RuntimeError(str(bug))
     left = [t.name for t in threading.enumerate()
             if t not in threads_before and t.is_alive() and not t.daemon] if stopped else []
     if stopped:

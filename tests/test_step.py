@@ -483,3 +483,25 @@ def test_aot_eager_loop(tmp_path, monkeypatch, capsys, keep):
     assert not [d for d in rep["detached"] if d["kind"] == "unreached"]
     assert not rep["errors"]
     assert (tmp_path / "end.txt").exists() == keep  # with --keep-running the script runs to its end
+
+
+def test_a_crash_of_graphprobe_at_the_step_end_is_graphprobes_not_the_scripts(tmp_path, monkeypatch, capsys):
+    import graphprobe.runner as runner
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken walk")
+
+    monkeypatch.setattr(runner, "build_report", broken)
+    script = _write(tmp_path, """\
+        net = nn.Linear(3, 2)
+        opt = torch.optim.SGD(net.parameters(), 0.1)
+        for it in range(3):
+            try:
+                loss = net(torch.randn(4, 3)).sum()
+                opt.zero_grad(); loss.backward(); opt.step()
+            except Exception as e:   # the script's own handler never sees graphprobe's crash
+                open("caught.txt", "w").write(repr(e))
+        """)
+    rc, rep, err = _render(script, monkeypatch, capsys)
+    assert rc == 70 and "internal error" in err and "broken walk" in err
+    assert not (tmp_path / "caught.txt").exists()
