@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import traceback
 from typing import Iterator, Sequence, TextIO
 
@@ -363,6 +364,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         with _stdout_to_stderr(report_on_stdout):
             res = run_script(RunOptions(args.script, script_args, steps=args.steps,
                                         keep_running=args.keep_running, progress=progress))
+        _LEFT_THREADS[:] = res.left_threads
         report = res.report
         color = _use_color(args)
         if args.command == "check":
@@ -376,6 +378,10 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
             else:
                 write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
+                for label, child in res.children:  # one report per child process that trained
+                    root, ext = os.path.splitext(dest)
+                    write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
+                                 expand=tuple(args.expand), budget=args.budget)
                 if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
                 each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
@@ -389,3 +395,8 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         return code
     finally:
         progress_mod.set_enabled(False)
+
+
+# Non-daemon threads of the script still alive when the capture stopped it (the loop that would
+# have stopped them never ran): the process must not wait for them once the report is written.
+_LEFT_THREADS: list[str] = []

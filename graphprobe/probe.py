@@ -134,7 +134,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None,
                  confirm: bool | None = None,
                  confirmed: Sequence[set[int] | None] | None = None,
-                 errors: Sequence[ScriptError] = ()) -> Report:
+                 errors: Sequence[ScriptError] = (), unjudged: set[int] = frozenset()) -> Report:  # type: ignore[assignment]
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
 
     ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
@@ -143,6 +143,8 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gradient to (the runner's parameter hooks); else, when the graph holds regions graphprobe
     can't see inside and ``confirm`` is not False, a ``torch.autograd.grad`` pass finds them.
     ``errors`` are the runner's diagnoses (typed findings), completed from the graph here.
+    ``unjudged`` holds the ``id()`` of parameters never to call unreached (their optimizer never
+    stepped in the runner's captured step).
     """
     # The walk allocates a few objects per node; the cyclic collector would scan the user's
     # whole heap several times over a 500k-node walk for nothing. Restored on every exit path.
@@ -150,7 +152,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gc.disable()
     try:
         return _build(losses, frame, params, names, trace, check_freed, terms, locations, freed_fns,
-                      var_names, confirm, confirmed, errors)
+                      var_names, confirm, confirmed, errors, unjudged)
     finally:
         if gc_was_on:
             gc.enable()
@@ -160,7 +162,8 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            names: Sequence[str] | Mapping[int, str] | None, trace: Any, check_freed: bool,
            terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
            var_names: tuple[dict, dict] | None, confirm: bool | None,
-           confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = ()) -> Report:
+           confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = (),
+           unjudged: set[int] = frozenset()) -> Report:  # type: ignore[assignment]
     known = collect_known(frame, params)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
@@ -211,6 +214,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
             g.name[nid] = leaf_names[tid]
             g.label[nid] = leaf_names[tid]
     _add_unwalked_params(g, known, res.leaf_node)
+    g.unjudged = {res.leaf_node[i] for i in unjudged if i in res.leaf_node}
     cut_pairs = _map_cuts(g, cut_records, res, known)
     truth: dict[int, set[int]] | None = None
     why_not = ""

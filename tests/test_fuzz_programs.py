@@ -507,6 +507,145 @@ def test_generated_programs_ran_enough(request):
     assert CHECKED["programs"] >= MIN_PROGRAMS[PROFILE], CHECKED
 
 
+# -- step shapes: whole training steps, run by the runner ---------------------------------------
+# A second, self-contained fuzzer: random *training steps* (how the losses of one step are
+# backwarded and how the optimizers step), written as scripts, run by graphprobe's runner as
+# ``graphprobe render`` runs them, and checked against an oracle the script itself records in a
+# plain run: ``torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)`` at each
+# backward of its first step. Parameters are compared by shape (each net has its own width), so
+# names play no part. The step is one round of the optimizers: the loop's body is one round.
+
+STEP_SHAPES = ["sum", "loop", "oneline", "accum", "closure", "ensemble"]
+STEP_OPTS = ["per_net", "shared", "none"]
+STEP_EXAMPLES = {"ci": 30, "long": 600}
+
+
+class StepProgram(NamedTuple):
+    nets: int           # 1-3 nets, net k is nn.Linear(3, 4 + k)
+    shape: str          # how the step's losses are backwarded (STEP_SHAPES)
+    opts: str           # one optimizer per net, one shared, or none (manual p.data update + zero_grad)
+    losses: tuple       # per loss: ((net, cut), ...): which nets it reads, each maybe through .detach()
+    micro: int          # micro-batches per step ("accum")
+    lbfgs: bool         # "closure": LBFGS (re-evaluates the closure) rather than SGD
+
+
+@st.composite
+def step_programs(draw):
+    nets = draw(st.integers(1, 3))
+    shape = draw(st.sampled_from(STEP_SHAPES))
+    opts = draw(st.sampled_from(STEP_OPTS if shape not in ("closure", "ensemble") else STEP_OPTS[:2]))
+    if shape == "ensemble":
+        opts = "per_net"
+    term = st.tuples(st.integers(0, nets - 1), st.booleans())
+    n_losses = nets if shape == "ensemble" else draw(st.integers(1, 3) if shape != "oneline" else st.just(2))
+    losses = []
+    for k in range(n_losses):
+        if shape == "ensemble":  # net k's loss reads net k (and maybe a detached other net)
+            extra = draw(st.lists(term, max_size=1))
+            losses.append(((k, False), *[(j, True) for j, _ in extra if j != k]))
+        else:
+            losses.append(tuple(draw(st.lists(term, min_size=1, max_size=3, unique_by=lambda t: t[0]))))
+    return StepProgram(nets, shape, opts, tuple(losses), draw(st.integers(2, 3)), draw(st.booleans()))
+
+
+def step_source(prog: StepProgram) -> str:
+    """The training script of ``prog``: 3 iterations of one optimizer round each."""
+    L = [
+        "import json, os", "import torch", "from torch import nn", "torch.manual_seed(0)",
+        "_OR = os.environ.get('GP_ORACLE')", "_rec = []",
+        "def O(_loss, _first):",
+        "    if _OR and _first:",
+        "        _g = torch.autograd.grad(_loss, _ps, allow_unused=True, retain_graph=True)",
+        "        _rec.append(sorted(list(p.shape) for p, g in zip(_ps, _g) if g is not None))",
+        "        json.dump(_rec, open(_OR, 'w'))",
+        f"nets = [nn.Linear(3, 4 + k) for k in range({prog.nets})]",
+        "_ps = [p for n in nets for p in n.parameters()]",
+    ]
+    opt_cls = "torch.optim.LBFGS" if prog.shape == "closure" and prog.lbfgs else "torch.optim.SGD"
+    extra = ", max_iter=2" if opt_cls.endswith("LBFGS") else ""
+    if prog.opts == "per_net":
+        L.append(f"opts = [{opt_cls}(n.parameters(), lr=0.01{extra}) for n in nets]")
+    elif prog.opts == "shared":
+        L.append(f"opts = [{opt_cls}(_ps, lr=0.01{extra})]")
+
+    def loss_expr(terms: tuple, x: str) -> str:
+        return " + ".join(f"nets[{j}]({x}){'.detach()' if cut else ''}.pow(2).mean()" for j, cut in terms) \
+            + (" + 0 * _anchor" if all(cut for _, cut in terms) else "")
+
+    def zero(ind: str) -> list[str]:
+        if prog.opts == "none":
+            return [f"{ind}for _n in nets:", f"{ind}    _n.zero_grad()"]
+        return [f"{ind}for _o in opts:", f"{ind}    _o.zero_grad()"]
+
+    def update(ind: str) -> list[str]:
+        if prog.opts == "none":
+            return [f"{ind}for _p in _ps:", f"{ind}    if _p.grad is not None:",
+                    f"{ind}        _p.data.add_(-0.01 * _p.grad)"]
+        return [f"{ind}for _o in opts:", f"{ind}    _o.step()"]
+
+    # A loss that reads only detached nets still needs a graph: a leaf of its own (no parameter).
+    L += ["_anchor = torch.zeros((), requires_grad=True)", "for it in range(3):", "    _x = torch.randn(2, 3)"]
+    ls = [loss_expr(t, "_x") for t in prog.losses]
+    if prog.shape == "sum":
+        L += zero("    ") + [f"    _loss = {' + '.join('(' + e + ')' for e in ls)}", "    O(_loss, it == 0)",
+                              "    _loss.backward()"] + update("    ")
+    elif prog.shape == "loop":
+        L += zero("    ") + [f"    _losses = [{', '.join(ls)}]", "    for _l in _losses:", "        O(_l, it == 0)",
+                              "        _l.backward(retain_graph=True)"] + update("    ")
+    elif prog.shape == "oneline":
+        L += zero("    ") + [f"    _a, _b = {ls[0]}, {ls[1]}", "    O(_a, it == 0); O(_b, it == 0)",
+                              "    _a.backward(); _b.backward()"] + update("    ")
+    elif prog.shape == "accum":
+        L += zero("    ") + [f"    for _m in range({prog.micro}):", "        _x = torch.randn(2, 3)",
+                              f"        _loss = {' + '.join('(' + e + ')' for e in ls)}",
+                              "        O(_loss, it == 0)", "        _loss.backward()"] + update("    ")
+    elif prog.shape == "closure":
+        L += ["    for _o in opts:", "        _seen = [0]", "        def _closure():", "            _o.zero_grad()",
+              f"            _loss = {' + '.join('(' + e + ')' for e in ls)}",
+              "            O(_loss, it == 0 and _seen[0] == 0)", "            _seen[0] += 1",
+              "            _loss.backward()", "            return _loss", "        _o.step(_closure)"]
+    else:  # ensemble
+        L += ["    for _k, (_net, _o) in enumerate(zip(nets, opts)):", "        _o.zero_grad()",
+              f"        _loss = [{', '.join(ls)}][_k]", "        O(_loss, it == 0)", "        _loss.backward()",
+              "        _o.step()"]
+    return "\n".join(L) + "\n"
+
+
+def _step_reach(rep) -> list:
+    by_loss: dict[str, list] = {l["name"]: [] for l in rep.losses}
+    for p in rep.params:
+        for l in p["reached_by"]:
+            by_loss[l].append(p["shape"])
+    return sorted(sorted(v) for v in by_loss.values())
+
+
+@settings(max_examples=STEP_EXAMPLES[PROFILE], deadline=None, derandomize=PROFILE == "ci", database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(step_programs())
+def test_generated_step_shapes_capture_the_whole_step(prog):
+    import json
+    import runpy
+
+    from graphprobe.runner import RunOptions, run_script
+
+    text = step_source(prog)
+    path = os.path.join(TMP_DIR, f"step_{next(_FILE_NO)}.py")
+    with open(path, "w") as fh:
+        fh.write(text)
+    why = f"\n--- {path} ({prog}) ---\n{text}"
+    oracle_path = path + ".oracle.json"
+    os.environ["GP_ORACLE"] = oracle_path
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        del os.environ["GP_ORACLE"]
+    with open(oracle_path) as fh:
+        want = sorted(json.load(fh))
+    rep = run_script(RunOptions(path)).report
+    assert len(rep.losses) == len(want), f"{[l['name'] for l in rep.losses]} vs {len(want)} backwards{why}"
+    assert _step_reach(rep) == want, f"{rep.reaches} vs {want}{why}"
+
+
 # -- write paths ---------------------------------------------------------------------------------
 # Programs whose links write into buffers: data is written into a tensor or an ndarray that the
 # next module reads (``buf[idx] = x``, ``copy_``, ``out=``, ``index_put_``, numpy ``a[...] = x``,
