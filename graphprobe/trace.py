@@ -101,6 +101,7 @@ def _ignored(loc: str | None) -> bool:
     return line is not None and "graphprobe: ignore" in linecache.getline(path, line)
 
 
+_MAX_SEEN = 100_000  # modules / optimizers the registries hold (a model rebuilt every step is bounded)
 _MAX_SOURCES = 16  # autograd nodes / exits one provenance remembers
 _MAX_CHAIN = 12  # operations one chain keeps: the first 8, "…", the last 3
 
@@ -582,6 +583,10 @@ class Trace(contextlib.ContextDecorator):
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
+        # Every module that ran and every optimizer built or stepped while recording, by weak
+        # reference: names.py names what no variable reaches (a model held by a registry).
+        self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
+        self._seen_optimizers: dict[int, Any] = {}  # id -> ref
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
         self._stack_checked = 5_000
@@ -604,6 +609,19 @@ class Trace(contextlib.ContextDecorator):
     def plain_leaf_ids(self) -> set[int]:
         """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
         return {i for i, r in self._plain_leaves.items() if r() is not None}
+
+    def modules_seen(self) -> list[tuple[Any, Any]]:
+        """``(module, the module running when it was called, or None)`` for every live module that ran."""
+        out = []
+        for ref, parent_ref in list(self._seen_modules.values()):
+            m = ref()
+            if m is not None:
+                out.append((m, parent_ref() if parent_ref is not None else None))
+        return out
+
+    def optimizers_seen(self) -> list[Any]:
+        """Every live optimizer built or stepped while recording, in the order first seen."""
+        return [o for o in (r() for r in list(self._seen_optimizers.values())) if o is not None]
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -810,6 +828,13 @@ class Trace(contextlib.ContextDecorator):
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
             from torch.optim import optimizer as optim_mod
 
+            opt_init = torch.optim.Optimizer.__init__
+
+            def optimizer_init_recorded(opt: Any, *args: Any, **kwargs: Any) -> None:
+                opt_init(opt, *args, **kwargs)
+                tr._note_optimizer(opt)
+
+            self._patch(torch.optim.Optimizer, "__init__", optimizer_init_recorded)
             self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
             self._handles.append(optim_mod.register_optimizer_step_post_hook(self._opt_post))
             self._mode = _Mode(self)
@@ -831,8 +856,29 @@ class Trace(contextlib.ContextDecorator):
         self._paused = 0
 
     def _pre_hook(self, module: Any, args: Any) -> None:
+        seen = self._seen_modules.get(id(module))
+        if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
+            self._note_module(module)
         if threading.get_ident() == self._thread:
             self._modules.append((module, self._seq_hi))
+
+    def _note_module(self, module: Any) -> None:
+        # The caller is the module running on this thread now: it names a module built inside
+        # its forward. Modules that can't be weakly referenced are left out.
+        parent = self._modules[-1][0] if self._modules and threading.get_ident() == self._thread else None
+        try:
+            self._seen_modules[id(module)] = (weakref.ref(module),
+                                              weakref.ref(parent) if parent is not None else None)
+        except TypeError:
+            pass
+
+    def _note_optimizer(self, opt: Any) -> None:
+        seen = self._seen_optimizers.get(id(opt))
+        if (seen is None or seen() is not opt) and len(self._seen_optimizers) < _MAX_SEEN:
+            try:
+                self._seen_optimizers[id(opt)] = weakref.ref(opt)
+            except TypeError:
+                pass
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
         if threading.get_ident() != self._thread:
@@ -842,9 +888,34 @@ class Trace(contextlib.ContextDecorator):
             if mods.pop()[0] is module:
                 break
 
-    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
-        if threading.get_ident() == self._thread:
-            self._paused += 1
+    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> tuple[Any, Any] | None:
+        self._note_optimizer(opt)
+        if threading.get_ident() != self._thread:
+            return None
+        self._paused += 1
+        # A closure (LBFGS, or any step(closure)) runs the user's forward and backward inside
+        # step(): record it like any forward, not as the optimizer's own update. The hook hands
+        # step() the closure wrapped; the user's closure object itself is untouched.
+        if "closure" in kwargs:
+            closure = kwargs["closure"]
+            if callable(closure):
+                return args, {**kwargs, "closure": self._recorded_closure(closure)}
+        elif len(args) > 1 and callable(args[1]):
+            return (args[0], self._recorded_closure(args[1]), *args[2:]), kwargs
+        return None
+
+    def _recorded_closure(self, closure: Callable[..., Any]) -> Callable[..., Any]:
+        tr = self
+
+        def closure_recorded(*a: Any, **k: Any) -> Any:
+            saved, tr._paused = tr._paused, 0
+            try:
+                return closure(*a, **k)
+            finally:
+                if tr.active:
+                    tr._paused = saved
+
+        return closure_recorded
 
     def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() == self._thread and self._paused:
