@@ -1,24 +1,53 @@
-"""Names found the way a person would: parameters, modules, optimizers and losses from a frame.
+"""Names found the way a person would: parameters, modules, optimizers and losses, wherever the script keeps them.
 
-Parameters are named from ``params=`` (a dict, or a list of modules), else from the ``nn.Module``
-objects in the caller's frame: locals first, then globals, outermost module first, so a
-parameter reachable as both ``model.enc.weight`` and ``enc.weight`` is called the former.
-A wrapper that only holds the user's module (DDP, DataParallel, ``torch.compile``, FSDP,
-checkpoint_wrapper) adds no level: with ``model = DDP(Net())`` the head's weight is
-``model.head.weight``, as it is without DDP, not ``model.module.head.weight``.
-Optimizers are found the same way. Nothing here keeps a tensor alive after the probe returns:
-:class:`Known` is dropped by :func:`graphprobe.probe` once the graph is built.
+Where objects are looked for, in this order (the rank of what is found):
+
+1. the user's frames: the one that calls backward (or ``probe()``), then each user frame that
+   called it, outwards; the locals of all of them (closure variables included), innermost first,
+   then their globals;
+2. from each variable, what is reachable through attributes (``self.model``, ``trainer.opt``),
+   list and tuple items (``nets[1]``), dict values (``opts["g"]``) and a function's closure
+   cells, at most ``_MAX_HOPS`` steps away;
+3. the recorder's registries (:meth:`graphprobe.trace.Trace.modules_seen`, ``optimizers_seen``):
+   every module whose forward ran and every optimizer built or stepped while recording, for
+   what no variable reaches. A module built and called inside another's ``forward`` is named by
+   that caller (``seq.<Linear>``), one that ran from nowhere by its class (``Net``);
+4. for optimizers only, when the registry may have missed some (``probe()`` outside ``render``),
+   the garbage collector: one pass over the tracked objects, run only when a found parameter is
+   held by no found optimizer, and skipped on a heap of more than ``_GC_MAX_OBJECTS`` objects.
+
+The naming rule. Every module, optimizer and tensor gets the first path found in that order:
+the most local frame first, then fewer steps from a variable, then the order variables were
+bound in. Parameters are named through the *outermost* module found, one no other found module
+contains, so a parameter reachable as both ``model.enc.weight`` and ``enc.weight`` is called the
+former, and the path of that module is its most local one (``self.model`` in the method that
+calls backward, rather than ``trainer.model`` in its caller). A wrapper that only holds the
+user's module (DDP, DataParallel, ``torch.compile``, FSDP, checkpoint_wrapper) adds no level:
+with ``model = DDP(Net())`` the head's weight is ``model.head.weight``, not
+``model.module.head.weight``. A parameter no module found owns is named by a path to the tensor
+(``self.w``), else by its optimizer (``opt.param_groups[0][3]``). Two different parameters that
+come out with one name are told apart with ``#2``.
+
+Nothing here keeps a tensor alive after the probe returns: :class:`Known` is dropped by
+:func:`graphprobe.probe` once the graph is built.
 """
 from __future__ import annotations
 
+import ast
+import gc
+import linecache
 import types
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["ParamInfo", "Known", "collect_known", "frame_namespaces", "name_of", "strip_wrapper"]
+from .locations import is_user_file
+
+__all__ = ["ParamInfo", "Known", "Registry", "collect_known", "frame_namespaces", "user_frames",
+           "name_of", "strip_wrapper", "loss_terms", "is_uninitialized"]
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -32,6 +61,31 @@ _WRAPPERS = {
     "CheckpointWrapper": "_checkpoint_wrapped_module",
     "OffloadWrapper": "_checkpoint_wrapped_module",
 }
+
+_MAX_FRAMES = 64  # user frames searched, innermost first
+_MAX_HOPS = 4  # attribute / item / closure steps from a variable: self.trainer.nets[1] is 3
+_MAX_ITEMS = 256  # items read per list, tuple or dict
+_MAX_OBJECTS = 20_000  # objects expanded per search: a big heap of user objects stays cheap
+_GC_MAX_OBJECTS = 5_000_000  # above this, the garbage collector is not searched for optimizers
+# Objects of these packages hold no module or optimizer a user would name through them (a
+# DataLoader, a DataFrame, a figure), and can be large: they are not searched.
+_OPAQUE_PACKAGES = frozenset({
+    "torch", "numpy", "pandas", "matplotlib", "PIL", "scipy", "sklearn", "logging", "threading",
+    "multiprocessing", "queue", "socket", "ssl", "asyncio", "concurrent", "subprocess", "io",
+    "_io", "sqlite3", "tkinter", "weakref", "_weakrefset", "re", "argparse",
+})
+_MODULE_OWN = frozenset(nn.Module().__dict__)  # nn.Module's own attributes (training, _modules...)
+_SCHEDULERS = tuple(c for c in (getattr(torch.optim.lr_scheduler, "LRScheduler", None),
+                                 getattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", None)) if c is not None)
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), range, slice)
+
+
+class Registry(Protocol):
+    """What the recorder saw: :class:`graphprobe.trace.Trace` is one."""
+
+    def modules_seen(self) -> list[tuple[Any, Any]]: ...
+
+    def optimizers_seen(self) -> list[Any]: ...
 
 
 def _wrapped_attr(mod: nn.Module) -> str | None:
@@ -63,6 +117,15 @@ def strip_wrapper(path: str) -> str:
     return path
 
 
+def is_uninitialized(t: Any) -> bool:
+    """Whether ``t`` is a lazy module's parameter or buffer not yet given a shape (``nn.LazyLinear``).
+
+    Such a tensor raises on ``.shape`` and on hooks; it can't be in any graph until a forward
+    initialises it.
+    """
+    return isinstance(t, torch.nn.parameter.UninitializedTensorMixin)
+
+
 @dataclass
 class ParamInfo:
     """What graphprobe knows of one parameter tensor."""
@@ -82,6 +145,7 @@ class Known:
     params: dict[int, ParamInfo] = field(default_factory=dict)
     modules: dict[int, str] = field(default_factory=dict)
     optimizers: list[str] = field(default_factory=list)
+    uninitialized: list[str] = field(default_factory=list)  # lazy parameters, left out of params
 
     def module_path(self, module: Any) -> str:
         """The path of a module object, or its class name when it was not found by name."""
@@ -89,6 +153,7 @@ class Known:
         return path if path is not None else type(module).__name__
 
 
+# -- frames ------------------------------------------------------------------------------------
 def frame_namespaces(frame: types.FrameType | None) -> list[Mapping[str, Any]]:
     """The frame's locals then globals (the order a person reads names in)."""
     if frame is None:
@@ -96,6 +161,33 @@ def frame_namespaces(frame: types.FrameType | None) -> list[Mapping[str, Any]]:
     if frame.f_locals is frame.f_globals:
         return [frame.f_globals]
     return [frame.f_locals, frame.f_globals]
+
+
+def user_frames(frame: types.FrameType | None, limit: int = _MAX_FRAMES) -> list[types.FrameType]:
+    """``frame`` and the user frames that called it, innermost first (library frames skipped)."""
+    out: list[types.FrameType] = []
+    f = frame
+    while f is not None and len(out) < limit:
+        if f is frame or is_user_file(f.f_code.co_filename):
+            out.append(f)
+        f = f.f_back
+    return out
+
+
+def _stack_namespaces(frame: types.FrameType | None) -> list[Mapping[str, Any]]:
+    """Locals of every user frame, innermost first, then their globals (each dict once)."""
+    frames = user_frames(frame)
+    local_ns: list[Mapping[str, Any]] = []
+    global_ns: list[Mapping[str, Any]] = []
+    seen: set[int] = set()
+    for f in frames:
+        g = f.f_globals
+        if f.f_locals is not g:
+            local_ns.append(f.f_locals)
+        if id(g) not in seen:
+            seen.add(id(g))
+            global_ns.append(g)
+    return local_ns + global_ns
 
 
 def name_of(obj: Any, namespaces: Iterable[Mapping[str, Any]]) -> str | None:
@@ -107,14 +199,123 @@ def name_of(obj: Any, namespaces: Iterable[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def _modules_in(namespaces: list[Mapping[str, Any]]) -> list[tuple[str, nn.Module]]:
-    found: list[tuple[str, nn.Module]] = []
+# -- the search -----------------------------------------------------------------------------------
+@dataclass
+class _Found:
+    """What one search found, each object once, under its best path, in rank order."""
+
+    modules: list[tuple[str, nn.Module]] = field(default_factory=list)
+    optimizers: list[tuple[str, torch.optim.Optimizer]] = field(default_factory=list)
+    tensors: dict[int, str] = field(default_factory=dict)  # leaf tensors that require grad
+
+
+def _key(k: Any) -> str | None:
+    """``[1]``, ``["g"]``: how a user indexes a container with key ``k`` (None for other keys)."""
+    if isinstance(k, bool) or not isinstance(k, (str, int)):
+        return None
+    if isinstance(k, str):
+        return f'["{k}"]' if k.isprintable() and '"' not in k and "\\" not in k else f"[{k!r}]"
+    return f"[{k}]"
+
+
+def _children(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """``(path, value)`` one step from ``obj``: attributes, items, closure cells."""
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj[:_MAX_ITEMS]):
+            yield f"{path}[{i}]", v
+        return
+    if isinstance(obj, dict):
+        n = 0
+        for k, v in list(obj.items()):
+            ks = _key(k)
+            if ks is not None:
+                yield f"{path}{ks}", v
+            n += 1
+            if n >= _MAX_ITEMS:
+                return
+        return
+    if isinstance(obj, types.FunctionType):
+        # A closure's variables go by the names its body uses (model, opt).
+        cells = obj.__closure__ or ()
+        for name, cell in zip(obj.__code__.co_freevars, cells):
+            try:
+                yield name, cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        return
+    try:
+        d = object.__getattribute__(obj, "__dict__")
+    except Exception:  # no __dict__ (slots), or a proxy that refuses
+        return
+    if not isinstance(d, dict):
+        return
+    is_module = isinstance(obj, nn.Module)
+    for k, v in list(d.items())[:_MAX_ITEMS]:
+        if not isinstance(k, str) or k.startswith("__"):
+            continue
+        if is_module and (k in _MODULE_OWN or k.startswith("_")):
+            continue  # submodules come from named_modules(); a plain list or an optimizer is kept
+        yield f"{path}.{k}", v
+
+
+def _searchable(v: Any) -> bool:
+    """Whether ``v`` may hold a module or an optimizer a user would name through it."""
+    if isinstance(v, _ATOMS) or isinstance(v, (type, types.ModuleType, types.BuiltinFunctionType,
+                                               types.MethodType, types.FrameType, types.CodeType)):
+        return False
+    if isinstance(v, (list, tuple, dict, types.FunctionType, nn.Module, _SCHEDULERS)):
+        return True  # (an LR scheduler leads to its optimizer: sched.optimizer)
+    mod = getattr(type(v), "__module__", None) or ""
+    return mod.partition(".")[0] not in _OPAQUE_PACKAGES
+
+
+def _search(namespaces: Sequence[Mapping[str, Any]]) -> _Found:
+    """Breadth-first from each namespace's public variables, namespaces in rank order.
+
+    Notes
+    -----
+    Complexity: O(objects expanded), at most ``_MAX_OBJECTS``, each read up to ``_MAX_ITEMS``
+    entries. The first path found for an object is its best: namespaces come in rank order and,
+    within one, breadth first means fewest steps.
+    """
+    found = _Found()
     seen: set[int] = set()
+    bound: dict[str, Any] = {}  # variable name -> the object a more local namespace binds it to
+    budget = _MAX_OBJECTS
     for ns in namespaces:
-        for k, v in list(ns.items()):
-            if isinstance(v, nn.Module) and not k.startswith("_") and id(v) not in seen:
+        queue: deque[tuple[str, Any, int]] = deque()
+        items = [(k, v) for k, v in list(ns.items()) if isinstance(k, str) and not k.startswith("_")]
+        for k, v in items:
+            # A name means what the most local frame binding it says: an outer frame's `self`
+            # (another object) would make `self.layers[0]` read as the inner `self`'s.
+            if k in bound and bound[k] is not v:
+                continue
+            queue.append((k, v, 0))
+        for k, v in items:
+            bound.setdefault(k, v)
+        while queue and budget > 0:
+            path, v, hops = queue.popleft()
+            if isinstance(v, torch.Tensor):
+                if v.requires_grad and v.grad_fn is None and id(v) not in found.tensors:
+                    found.tensors[id(v)] = path
+                continue
+            if id(v) in seen:
+                continue
+            if isinstance(v, torch.optim.Optimizer):
                 seen.add(id(v))
-                found.append((k, v))
+                found.optimizers.append((path, v))
+                continue
+            if not _searchable(v):
+                continue
+            seen.add(id(v))
+            if isinstance(v, nn.Module):
+                found.modules.append((path, v))
+            if hops >= _MAX_HOPS:
+                continue
+            budget -= 1
+            for child_path, child in _children(v, path):
+                if isinstance(child, torch.Tensor) or _searchable(child) or isinstance(child, torch.optim.Optimizer):
+                    queue.append((child_path, child, hops + 1))
     return found
 
 
@@ -151,18 +352,85 @@ def _add_module(known: Known, prefix: str, mod: nn.Module) -> None:
         full = f"{owner}.{leaf}" if owner is not None else strip_wrapper(f"{prefix}.{pname}")
         if owner is None:
             owner = full.rsplit(".", 1)[0]
+        if is_uninitialized(p):
+            if full not in known.uninitialized:
+                known.uninitialized.append(full)
+            continue
         known.params[id(p)] = ParamInfo(full, owner, p, is_module_param=True)
 
 
-def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
-    """Find parameters, modules and optimizers, from ``params=`` or from ``frame``.
+def _attr_of(parent: Any, child: Any) -> str | None:
+    """``.proj`` or ``.layers[2]``: where ``parent`` keeps ``child`` outside its submodules."""
+    for path, v in _children(parent, ""):
+        if v is child:
+            return path
+        if isinstance(v, (list, tuple, dict)):
+            for p2, v2 in _children(v, path):
+                if v2 is child:
+                    return p2
+    return None
+
+
+def _add_registry_modules(known: Known, registry: Registry) -> None:
+    """Modules the recorder saw run that no path reached, named by their caller or their class.
+
+    Seen order puts a caller before the modules it calls, so a caller is named first.
+    """
+    taken: set[str] = set(known.modules.values())
+    for mod, parent in registry.modules_seen():
+        if id(mod) in known.modules:
+            continue
+        ppath = known.modules.get(id(parent)) if parent is not None else None
+        if ppath is not None:
+            attr = _attr_of(parent, mod)
+            base = f"{ppath}{attr}" if attr else f"{ppath}.<{type(mod).__name__}>"
+        else:
+            base = type(mod).__name__
+        path, k = base, 1
+        while path in taken:
+            k += 1
+            path = f"{base}#{k}"
+        taken.add(path)
+        _add_module(known, path, mod)
+        taken.update(known.modules.values())
+
+
+def _gc_optimizers() -> list[torch.optim.Optimizer]:
+    """Every live optimizer, from one pass over the collector's objects (bounded; see the module doc)."""
+    # Matched by exact type against every subclass of Optimizer: isinstance() would read each
+    # object's __class__, which some proxies answer with a warning, and is several times slower.
+    classes: set[type] = set()
+    todo: list[type] = [torch.optim.Optimizer]
+    while todo:
+        c = todo.pop()
+        if c not in classes:
+            classes.add(c)
+            todo.extend(c.__subclasses__())
+    objs = gc.get_objects()
+    try:
+        if len(objs) > _GC_MAX_OBJECTS:
+            return []
+        return [o for o in objs if type(o) in classes]
+    finally:
+        del objs
+
+
+def collect_known(frame: types.FrameType | None, params: Any = None, *, registry: Registry | None = None,
+                  optimizers_complete: bool = False) -> Known:
+    """Find parameters, modules and optimizers, from ``params=`` or from wherever the script keeps them.
 
     Parameters
     ----------
     frame : frame or None
-        The caller's frame; its locals then globals are searched.
+        The frame that calls backward (or probe()); it and its user callers are searched.
     params : dict, list of modules, or None
-        ``{"name": module_or_tensor}`` or ``[module, ...]``; overrides the frame's modules.
+        ``{"name": module_or_tensor}`` or ``[module, ...]``; overrides the modules found.
+    registry : Registry, optional
+        The recorder, for the modules that ran and the optimizers that were built.
+    optimizers_complete : bool
+        The registry saw every optimizer built (the script ran under the recorder from its
+        first line, as the registry's ``from_start`` also says): the garbage collector is not
+        searched.
 
     Returns
     -------
@@ -170,72 +438,75 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
 
     Notes
     -----
-    Complexity: O(P + M) over the parameters and modules found, plus one pass over the frame.
+    Complexity: O(P + M) over the parameters and modules found, plus the bounded search (see
+    :func:`_search`), plus at most one pass over the collector's objects for optimizers.
     """
     known = Known()
     namespaces = frame_namespaces(frame)
+    stack_ns = _stack_namespaces(frame)
+    found: _Found | None = None
+
+    def search() -> _Found:
+        nonlocal found
+        if found is None:
+            found = _search(stack_ns)
+        return found
+
     if params is not None:
-        if isinstance(params, nn.Module):
-            params = [params]
-        if isinstance(params, Mapping):
-            for k, v in params.items():
-                if isinstance(v, nn.Module):
-                    _add_module(known, str(k), v)
-                elif isinstance(v, torch.Tensor):
-                    known.params.setdefault(id(v), ParamInfo(str(k), None, v))
-                else:
-                    from .errors import ProbeInputError
-
-                    raise ProbeInputError(
-                        f"params={{{k!r}: ...}} holds a {type(v).__name__}; give nn.Modules or tensors."
-                    )
-        else:
-            if not isinstance(params, (list, tuple)):
-                from .errors import ProbeInputError
-
-                raise ProbeInputError(
-                    f"params= is a {type(params).__name__}; give a dict {{name: module or tensor}} "
-                    "or a list of nn.Modules.")
-            mods = list(params)
-            for i, m in enumerate(mods):
-                if isinstance(m, nn.Module):
-                    nm = name_of(m, namespaces) or f"{type(m).__name__.lower()}{i}"
-                    _add_module(known, nm, m)
-                elif isinstance(m, torch.Tensor):
-                    nm = name_of(m, namespaces) or f"param[{i}]"
-                    known.params.setdefault(id(m), ParamInfo(nm, None, m))
-                else:
-                    from .errors import ProbeInputError
-
-                    raise ProbeInputError(
-                        f"params[{i}] is a {type(m).__name__}; give a dict or a list of nn.Modules."
-                    )
+        _add_params(known, params, namespaces)
     else:
-        for name, mod in _outermost_first(_modules_in(namespaces)):
+        for name, mod in _outermost_first(search().modules):
             _add_module(known, name, mod)
-    # Optimizers: every one in the frame, and the parameters they hold.
+        if registry is not None:
+            _add_registry_modules(known, registry)
+    # Optimizers: every one found by a path, then the registry's, then (if need be) the collector's.
+    opts: list[tuple[str | None, torch.optim.Optimizer]] = list(search().optimizers)
+    have = {id(o) for _, o in opts}
+    extra: list[torch.optim.Optimizer] = list(registry.optimizers_seen()) if registry is not None else []
+    if not (optimizers_complete or getattr(registry, "from_start", False)):
+        held = {id(p) for _, o in opts for g in o.param_groups for p in g["params"]}
+        held.update(id(p) for o in extra for g in o.param_groups for p in g["params"])
+        unheld = {pid for pid, info in known.params.items() if info.tensor.requires_grad and pid not in held}
+        if unheld:
+            # Only an optimizer of a parameter found here: the heap may hold others' (an earlier
+            # experiment's in a notebook, another test's, garbage not yet collected).
+            extra.extend(o for o in _gc_optimizers()
+                         if any(id(p) in unheld for g in o.param_groups for p in g["params"]))
+    for o in extra:
+        if id(o) not in have:
+            have.add(id(o))
+            opts.append((None, o))
     fallback: Known | None = None
-    for ns in namespaces:
-        for k, v in list(ns.items()):
-            if isinstance(v, torch.optim.Optimizer) and not k.startswith("_") and k not in known.optimizers:
-                known.optimizers.append(k)
-                for gi, group in enumerate(v.param_groups):
-                    for pi, p in enumerate(group["params"]):
-                        info = known.params.get(id(p))
-                        if info is None:
-                            if fallback is None:
-                                fallback = Known()
-                                for name, mod in _outermost_first(_modules_in(namespaces)):
-                                    _add_module(fallback, name, mod)
-                            fb = fallback.params.get(id(p))
-                            if fb is not None:
-                                info = ParamInfo(fb.name, fb.module, p, is_module_param=True)
-                            else:
-                                nm = name_of(p, namespaces) or f"{k}.param_groups[{gi}][{pi}]"
-                                info = ParamInfo(nm, None, p)
-                            known.params[id(p)] = info
-                        if k not in info.optimizers:
-                            info.optimizers.append(k)
+    taken_opt: set[str] = set()
+    for path, opt in opts:
+        name = path or type(opt).__name__
+        base, k = name, 1
+        while name in taken_opt:
+            k += 1
+            name = f"{base}#{k}"
+        taken_opt.add(name)
+        known.optimizers.append(name)
+        for gi, group in enumerate(opt.param_groups):
+            for pi, p in enumerate(group["params"]):
+                if not isinstance(p, torch.Tensor) or is_uninitialized(p):
+                    continue
+                info = known.params.get(id(p))
+                if info is None:
+                    if fallback is None:  # a parameter of no module given in params=
+                        fallback = Known()
+                        for mname, mod in _outermost_first(search().modules):
+                            _add_module(fallback, mname, mod)
+                        if registry is not None:
+                            _add_registry_modules(fallback, registry)
+                    fb = fallback.params.get(id(p))
+                    if fb is not None:
+                        info = ParamInfo(fb.name, fb.module, p, is_module_param=True)
+                    else:
+                        nm = search().tensors.get(id(p)) or f"{name}.param_groups[{gi}][{pi}]"
+                        info = ParamInfo(nm, None, p)
+                    known.params[id(p)] = info
+                if name not in info.optimizers:
+                    info.optimizers.append(name)
     # Two parameters found under one name (a local and a global `net`): the second is "#2".
     taken: set[str] = set()
     for i, info in enumerate(known.params.values()):
@@ -246,3 +517,166 @@ def collect_known(frame: types.FrameType | None, params: Any = None) -> Known:
             info.name = f"{base}#{k}"
         taken.add(info.name)
     return known
+
+
+def _add_params(known: Known, params: Any, namespaces: list[Mapping[str, Any]]) -> None:
+    """The modules and tensors of an explicit ``params=``."""
+    from .errors import ProbeInputError
+
+    if isinstance(params, nn.Module):
+        params = [params]
+    if isinstance(params, Mapping):
+        for k, v in params.items():
+            if isinstance(v, nn.Module):
+                _add_module(known, str(k), v)
+            elif isinstance(v, torch.Tensor):
+                if not is_uninitialized(v):
+                    known.params.setdefault(id(v), ParamInfo(str(k), None, v))
+            else:
+                raise ProbeInputError(
+                    f"params={{{k!r}: ...}} holds a {type(v).__name__}; give nn.Modules or tensors."
+                )
+        return
+    if not isinstance(params, (list, tuple)):
+        raise ProbeInputError(
+            f"params= is a {type(params).__name__}; give a dict {{name: module or tensor}} "
+            "or a list of nn.Modules.")
+    for i, m in enumerate(params):
+        if isinstance(m, nn.Module):
+            nm = name_of(m, namespaces) or f"{type(m).__name__.lower()}{i}"
+            _add_module(known, nm, m)
+        elif isinstance(m, torch.Tensor):
+            nm = name_of(m, namespaces) or f"param[{i}]"
+            if not is_uninitialized(m):
+                known.params.setdefault(id(m), ParamInfo(nm, None, m))
+        else:
+            raise ProbeInputError(
+                f"params[{i}] is a {type(m).__name__}; give a dict or a list of nn.Modules."
+            )
+
+
+# -- named terms of a loss ----------------------------------------------------------------------
+# Nodes through which a named tensor stays a term of the sum being backwarded: additions,
+# subtractions, negation and scaling (a product or quotient with one side that needs no grad,
+# as in 0.5 * kl). A stack, cat, sum or mean gathers many values (a loop's log_probs) and a
+# product of two graphs mixes them: the walk stops there.
+_ADDITIVE = frozenset({"AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1", "RsubBackward0",
+                       "RsubBackward1", "NegBackward0"})
+_SCALING = frozenset({"MulBackward0", "MulBackward1", "DivBackward0", "DivBackward1"})
+_MAX_SPINE = 10_000
+
+
+def _spine(roots: Sequence[torch.Tensor]) -> set[Any]:
+    """Autograd nodes below the roots reached through additive nodes only (iterative).
+
+    Notes
+    -----
+    Complexity: O(nodes on the additive spine), at most ``_MAX_SPINE``.
+    """
+    out: set[Any] = set()
+    stack = [r.grad_fn for r in roots if isinstance(r, torch.Tensor) and r.grad_fn is not None]
+    starts = set(stack)
+    while stack and len(out) < _MAX_SPINE:
+        fn = stack.pop()
+        if fn in out:
+            continue
+        out.add(fn)
+        name = type(fn).__name__
+        nxt = [n for n, _ in fn.next_functions if n is not None]
+        if name in _ADDITIVE or (name in _SCALING and len(nxt) == 1):
+            stack.extend(nxt)
+    return out - starts
+
+
+_LOOP_NAMES: dict[tuple[str, int], dict[str, list[tuple[int, int] | None]] | None] = {}
+
+
+def _bindings(scope: ast.AST) -> dict[str, list[tuple[int, int] | None]]:
+    """For each name a function (or module) binds: per binding, the lines of the innermost loop around it, or None.
+
+    Nested functions and classes are other scopes and are skipped (iterative walk).
+    """
+    out: dict[str, list[tuple[int, int] | None]] = {}
+    stack: list[tuple[ast.AST, tuple[int, int] | None]] = [(c, None) for c in ast.iter_child_nodes(scope)]
+    while stack:
+        node, loop = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+                             ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.setdefault(node.id, []).append(loop)
+        inner = loop
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            inner = (node.lineno, node.end_lineno or node.lineno)
+        for c in ast.iter_child_nodes(node):
+            stack.append((c, inner))
+    return out
+
+
+def _scope_of(code: types.CodeType) -> ast.AST | None:
+    """The syntax tree of the function (or module) ``code`` runs, from its source; None if unreadable."""
+    src = "".join(linecache.getlines(code.co_filename))
+    try:
+        tree = ast.parse(src) if src else None
+    except (SyntaxError, ValueError):
+        return None
+    if tree is None or code.co_name == "<module>":
+        return tree
+    first = code.co_firstlineno  # a decorated function's code starts at its first decorator
+    for node in ast.walk(tree):
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name
+                and first in (node.lineno, *(d.lineno for d in node.decorator_list))):
+            return node
+    return None
+
+
+def _finished_loop_names(frame: types.FrameType) -> set[str]:
+    """Names the frame's function binds only inside loops that don't enclose the current line.
+
+    After such a loop, the name holds the last iteration's value (one step's ``log_prob``, the
+    last chunk's loss): a value among many, not a term of the loss. Empty when the source can't
+    be read.
+    """
+    code = frame.f_code
+    key = (code.co_filename, code.co_firstlineno)
+    if key not in _LOOP_NAMES:
+        scope = _scope_of(code)
+        _LOOP_NAMES[key] = _bindings(scope) if scope is not None else None
+    bindings = _LOOP_NAMES[key]
+    if bindings is None:
+        return set()
+    line = frame.f_lineno
+    return {name for name, spans in bindings.items()
+            if spans and all(s is not None and not (s[0] <= line <= s[1]) for s in spans)}
+
+
+def loss_terms(frame: types.FrameType | None, roots: Sequence[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """Named 0-dim tensors of the frame that are terms of the sum being backwarded.
+
+    ``loss1`` and ``loss2`` in ``total = loss1 + 0.5 * loss2; total.backward()`` are; a loop
+    variable (``for log_prob in ...``), one step's value left over from a finished loop, a
+    factor (``-log_prob * R``), an element of a stacked or concatenated list, and a scalar that
+    the loss does not contain are not.
+
+    Notes
+    -----
+    Complexity: O(nodes on the additive spine + the frame's locals), plus one parse of the
+    frame's source file (cached).
+    """
+    if frame is None:
+        return []
+    spine = _spine(roots)
+    if not spine:
+        return []
+    ids = {id(t) for t in roots}
+    ns = frame_namespaces(frame)[0]
+    out: list[tuple[str, torch.Tensor]] = []
+    loop_names: set[str] | None = None
+    for k, v in list(ns.items()):
+        if (isinstance(v, torch.Tensor) and not k.startswith("_") and id(v) not in ids
+                and v.grad_fn is not None and v.grad_fn in spine and v.dim() == 0):
+            if loop_names is None:
+                loop_names = _finished_loop_names(frame)
+            if k not in loop_names:
+                out.append((k, v))
+    return out

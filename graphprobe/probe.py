@@ -159,7 +159,12 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
            var_names: tuple[dict, dict] | None, confirm: bool | None,
            confirmed: Sequence[set[int] | None] | None) -> Report:
-    known = collect_known(frame, params)
+    from .trace import active_trace
+
+    tr = trace if trace is not None else active_trace()
+    # The live recorder knows every module that ran and optimizer built (a snapshot does not).
+    registry = tr if hasattr(tr, "modules_seen") else active_trace()
+    known = collect_known(frame, params, registry=registry)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
     terms = [r for r in terms if all(r.tensor is not t for t in losses)]
@@ -182,10 +187,6 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
             r.name = f"{base}#{k}"
         taken.add(r.name)
     fn_names, leaf_names = var_names if var_names is not None else frame_tensors(frame)
-
-    from .trace import active_trace
-
-    tr = trace if trace is not None else active_trace()
     cut_records = tr.cut_records() if tr is not None else []
     sides = []
     for rec in cut_records:
@@ -218,6 +219,10 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         why_not = "pass confirm=True to confirm with a real torch.autograd.grad"
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
                      truth=truth, unconfirmed_why=why_not, masks=res.masks)
+    if known.uninitialized:
+        n = len(known.uninitialized)
+        report.notes.append(f"{n} lazy parameter{'s' if n != 1 else ''} not initialised yet, so in no graph "
+                            f"and left out: {', '.join(known.uninitialized[:6])}{' …' if n > 6 else ''}")
     del res, known, cut_records, sides, fn_names
     return report
 

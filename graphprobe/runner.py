@@ -30,7 +30,7 @@ import torch
 
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
-from .names import frame_namespaces, name_of
+from .names import frame_namespaces, loss_terms, name_of
 from .probe import FIX_FREED, build_report, frame_tensors
 from .report import Report
 from .trace import Trace, TraceSnapshot, _is_user_file, user_frame, user_location
@@ -187,14 +187,10 @@ class _Capture:
                 continue
             nm = name_of(t, namespaces) or (expr if expr and len(tensors) == 1 else None) or f"loss[{len(self.calls)}.{i}]"
             roots.append(Root(nm, t, site))
-        # Named 0-dim terms of a summed loss (loss1, loss2 in tol_loss = loss2 + loss1).
-        ids = {id(t) for t in tensors}
-        for ns in namespaces[:1]:
-            for k, v in list(ns.items()):
-                if (isinstance(v, torch.Tensor) and not k.startswith("_") and v.dim() == 0
-                        and v.grad_fn is not None and id(v) not in ids
-                        and all(id(v) != id(r.tensor) for r in self.terms)):
-                    self.terms.append(Root(k, v, site))
+        # Named 0-dim terms of the summed loss (loss1, loss2 in tol_loss = loss2 + loss1).
+        for k, v in loss_terms(frame, [r.tensor for r in roots]):
+            if all(v is not r.tensor for r in self.terms):
+                self.terms.append(Root(k, v, site))
         self.calls.append(_Call(site, roots, retain))
         self.frame = frame
         # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
@@ -210,7 +206,7 @@ class _Capture:
         from .names import collect_known
 
         handles = []
-        for pid, info in collect_known(frame).params.items():
+        for pid, info in collect_known(frame, registry=self.tr).params.items():
             p = info.tensor
             if p.requires_grad and p.is_leaf:
                 handles.append(p.register_hook(lambda grad, pid=pid: _note(got, pid, grad)))
@@ -380,6 +376,7 @@ def run_script(opts: RunOptions) -> RunResult:
     path_entry = os.path.dirname(os.path.abspath(script))
     sys.path.insert(0, path_entry)
     tr = Trace()
+    tr.from_start = True  # so every optimizer the script builds is seen: names.py needs no gc search
     cap = _Capture(opts, tr)
     result_exit: int | None = None
     exit_msg: str | None = None

@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import walk as _walk
 from .errors import GraphprobeError
-from .locations import split_location
+from .locations import is_user_file as _is_user_file, split_location
 
 __all__ = [
     "trace",
@@ -59,23 +59,6 @@ _ACTIVE: "Trace | None" = None
 _PER_SITE = 16  # cut instances kept per (exit, re-entry) site pair: bounds a long trace
 _ACC_SEQ = 2 ** 63  # AccumulateGrad nodes carry UINT64_MAX as their sequence number
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
-
-_PKG_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (torch, np) if getattr(m, "__file__", None)
-) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
-_IS_USER: dict[str, bool] = {}
-
-
-def _is_user_file(fname: str) -> bool:
-    r = _IS_USER.get(fname)
-    if r is None:
-        a = os.path.abspath(fname) if not fname.startswith("<") else fname
-        r = not (a.startswith(_PKG_DIRS) or fname.startswith("<frozen") or "/contextlib.py" in a
-                 or "/runpy.py" in a or "/functools.py" in a)
-        _IS_USER[fname] = r
-    return r
-
 
 def user_frame(depth: int = 1) -> Any:
     """The nearest frame outside torch, numpy and graphprobe (None if there is none)."""
@@ -587,6 +570,7 @@ class Trace(contextlib.ContextDecorator):
         # reference: names.py names what no variable reaches (a model held by a registry).
         self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
         self._seen_optimizers: dict[int, Any] = {}  # id -> ref
+        self.from_start = False  # set by the runner: recording began before the script's first line
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
         self._stack_checked = 5_000
