@@ -1,13 +1,19 @@
 """The command line: ``graphprobe render`` and ``graphprobe check``; ``main(argv) -> int``.
 
 Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding;
-2 bad usage; 3 the script is missing, broken, or raised (or exited with a non-zero status) before
-its first backward; 4 the script never called backward; 5 the output could not be written; 6 the
-script's backward raised (the report is still written); 130 interrupted (after the first
-backward, the report of what was captured is still written). A script that raises after its
-first backward has had its step captured: the report is written and carries the error as a
+2 bad usage (an unknown output extension, an output that is a folder or the script itself);
+3 the script is missing, broken, or raised (or exited with a non-zero status) before its first
+backward; 4 the script never called backward; 5 the output could not be written; 6 the
+script's backward raised (the report is still written); 70 graphprobe itself crashed (a bug in
+graphprobe; the traceback is shown with ``GRAPHPROBE_DEBUG=1``); 130 interrupted (after the
+first backward, the report of what was captured is still written). A script that raises after
+its first backward has had its step captured: the report is written and carries the error as a
 ``script_error`` finding (a DDP unused-parameter error that the report's unreached parameters
 explain becomes a note), and ``render`` exits 0 (``check`` exits 1, since the finding is an error).
+
+When graphprobe prints the text report on stdout (``check``, ``render -o -``, ``render`` without
+``-o``), the script's own ``sys.stdout`` is sent to stderr while it runs, so that stdout holds the
+report alone (``graphprobe check x.py > report.txt``).
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs the script and writes its own file,
 ``.rank{RANK}`` put before the extension (``-o out.json`` gives ``out.rank0.json``,
@@ -17,12 +23,26 @@ what goes wrong with it, tagged with its rank.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Sequence
+import traceback
+from typing import Iterator, Sequence, TextIO
 
+# Nothing here imports torch at module level: the console entry point catches a Ctrl-C that
+# lands while torch is importing (see main_entry).
 from . import __version__
-from .errors import EXIT_BACKWARD_FAILED, EXIT_FINDINGS, EXIT_USAGE, GraphprobeError, OutputError
+from .errors import (
+    BUG_REPORT,
+    EXIT_BACKWARD_FAILED,
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    GraphprobeError,
+    OutputError,
+    UsageError,
+)
 
 __all__ = ["main", "main_entry", "FORMATS", "write_report"]
 
@@ -60,9 +80,25 @@ As with render, graphprobe's own options are taken wherever they appear; everyth
 goes to the script untouched.
 """
 
+EXIT_HELP = """\
+example: graphprobe render cor.py -o cor.svg
+
+exit codes: 0 fine; 1 check found an error-severity finding; 2 bad usage; 3 the script is
+missing, broken or raised before its first backward; 4 it never called backward; 5 the output
+could not be written; 6 its backward raised (the report is still written); 70 graphprobe itself
+crashed (a bug in graphprobe: GRAPHPROBE_DEBUG=1 shows the traceback); 130 interrupted.
+"""
+
+# The one-sentence summaries `graphprobe --help` lists (the descriptions above are too long).
+SUMMARIES = {
+    "render": "Run a script and write the graph of its first training step, with every cut marked.",
+    "check": "Run a script, print the text report, and exit 1 when a finding is an error.",
+}
+
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
+# Every name here must be an option of _parser (tests/test_cli_polish.py checks it).
 _VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}
-_FLAGS = {"--keep-running", "--quiet", "-q", "--no-color", "--color"}
+_FLAGS = {"--keep-running", "--quiet", "-q", "--no-color"}
 
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -97,13 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="graphprobe",
         description="Show where a PyTorch autograd graph is connected, where it is cut, and why.",
-        epilog="example: graphprobe render cor.py -o cor.svg",
+        epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"graphprobe {__version__}")
     sub = p.add_subparsers(dest="command", metavar="{render,check}")
     for name, text in (("render", RENDER_HELP), ("check", CHECK_HELP)):
-        s = sub.add_parser(name, description=text, help=text.splitlines()[0],
+        s = sub.add_parser(name, description=text, help=SUMMARIES[name],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         s.add_argument("script", help="the Python script to run")
         if name == "render":
@@ -156,10 +192,7 @@ def write_report(report: object, path: str, title: str | None = None, **dot_opti
     ext = os.path.splitext(path)[1].lower()
     fmt = FORMATS.get(ext)
     if fmt is None:
-        raise OutputError(
-            f"graphprobe: unknown output extension {ext or '(none)'!r} in {path}. "
-            f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report."
-        )
+        raise UsageError(_unknown_extension(path))
     opts = DotOptions(title=title, **dot_options)  # type: ignore[arg-type]
     if fmt in ("svg", "png"):
         data = render_image(report, fmt, opts)  # type: ignore[arg-type]
@@ -178,9 +211,106 @@ def write_report(report: object, path: str, title: str | None = None, **dot_opti
     write_atomic(path, data)
 
 
+def _unknown_extension(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    return (f"graphprobe: unknown output extension {ext or '(none)'!r} in {path}. "
+            f"End the file name with one of {', '.join(sorted(FORMATS))}, or use -o - for the text report.")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when paths ``a`` and ``b`` name one file: through symlinks, ``..``, hard links."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): then they are not one file
+        return False
+
+
+def _check_output(output: str | None, path: str, script: str) -> None:
+    """Refuse, before the script runs, an output path that cannot be right.
+
+    Raises
+    ------
+    UsageError
+        ``path`` is the script itself (by any name), a folder, or has an unknown extension.
+    OutputError
+        The folder ``path`` would go in does not exist.
+    """
+    if _same_file(path, script):
+        how = f"-o {output}" if output else f"the default output {path}"
+        raise UsageError(f"graphprobe: {how} is the script {script} itself, which graphprobe never "
+                         f"overwrites. Give another file, e.g. -o {_suggest(script)}; the script was not run.")
+    if os.path.isdir(path):
+        raise UsageError(f"graphprobe: cannot write {path}: it is a folder. Give a file name such as "
+                         f"{os.path.join(path, 'graph.svg')}; the script was not run.")
+    if os.path.splitext(path)[1].lower() not in FORMATS:
+        raise UsageError(_unknown_extension(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"graphprobe: cannot write {path}: the folder {folder} does not exist. "
+                          "Create it or choose another -o; the script was not run.")
+
+
+def _suggest(script: str) -> str:
+    return os.path.splitext(os.path.basename(script))[0] + ".graph.svg"
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(on: bool) -> Iterator[None]:
+    """While the script runs, send its ``sys.stdout`` to stderr, so stdout holds our report alone.
+
+    Whatever the script did to ``sys.stdout``, the stream it had before is put back on every way
+    out (a return, an exception, a Ctrl-C). Output written to file descriptor 1 directly (a C
+    extension, a child process) is not redirected.
+    """
+    if not on:
+        yield
+        return
+    saved: TextIO = sys.stdout
+    with contextlib.suppress(Exception):
+        saved.flush()
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        sys.stdout = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    A crash of graphprobe itself gives ``EXIT_INTERNAL`` (70) and one line that says so (the
+    traceback too when ``GRAPHPROBE_DEBUG=1``); Ctrl-C gives 130 and one line.
+    """
+    tag = "graphprobe:"
+    try:
+        rank = _rank()
+        tag = "graphprobe:" if rank is None else f"graphprobe (rank {rank}):"
+        return _main(list(sys.argv[1:] if argv is None else argv), rank, tag)
+    except GraphprobeError as e:
+        msg = str(e).removeprefix("graphprobe:").lstrip()
+        print(f"{tag} {msg}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{tag} interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug of ours: never 1, which means "findings"
+        return _internal_error(e, tag)
+
+
+def _internal_error(e: BaseException, tag: str) -> int:
+    if os.environ.get("GRAPHPROBE_DEBUG") == "1":
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    first = (str(e).splitlines() or [""])[0]
+    print(f"{tag} internal error, a bug in graphprobe and not in your script "
+          f"({type(e).__name__}: {first}); {BUG_REPORT}.", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _main(argv: list[str], rank: int | None, tag: str) -> int:
     parser = _parser()
     if argv and argv[0] in ("render", "check"):
         ours, script_args = _split(argv[1:])
@@ -203,25 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("graphprobe: --budget and --depth must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
     output = getattr(args, "output", None)
-    rank = _rank()
     lead = rank is None or rank == 0  # the rank that prints the text report and progress
-    tag = "graphprobe:" if rank is None else f"graphprobe (rank {rank}):"
-    if output and output != "-" and os.path.splitext(output)[1].lower() not in FORMATS:
-        print(f"{tag} unknown output extension in {output}. "
-              f"Use one of {', '.join(sorted(FORMATS))}, or -o - for the text report.", file=sys.stderr)
-        return OutputError.exit_code
 
-    if output and output != "-":
-        output = _rank_path(output, rank)
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder):
-            print(f"{tag} cannot write {output}: the folder {folder} does not exist. "
-                  "Create it or choose another -o; the script was not run.", file=sys.stderr)
-            return OutputError.exit_code
-        if os.path.isdir(output):
-            print(f"{tag} cannot write {output}: it is a folder. Give a file name such as "
-                  f"{os.path.join(output, 'graph.svg')}; the script was not run.", file=sys.stderr)
-            return OutputError.exit_code
+    # Where to write, fixed before the script runs: the script may change directory.
+    to_file = args.command == "render" and output != "-"
+    path = _rank_path(output or os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
+    if to_file:
+        _check_output(output, path, args.script)
+    dest = os.path.abspath(path)
+    report_on_stdout = args.command == "check" or not output or output == "-"
 
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
@@ -231,12 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(msg: str) -> None:
         progress_mod.note(msg.removeprefix("graphprobe: "))
 
-    # Where to write, fixed before the script runs: the script may change directory.
-    path = output or _rank_path(os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
-    dest = os.path.abspath(path)
     try:
-        res = run_script(RunOptions(args.script, script_args, steps=args.steps,
-                                    keep_running=args.keep_running, progress=progress))
+        with _stdout_to_stderr(report_on_stdout):
+            res = run_script(RunOptions(args.script, script_args, steps=args.steps,
+                                        keep_running=args.keep_running, progress=progress))
         report = res.report
         color = _use_color(args)
         if args.command == "check":
@@ -244,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.write(report.to_text(color=color))
             code = EXIT_FINDINGS if not report.ok else 0
         else:
-            if output == "-":
+            if not to_file:
                 if lead:
                     sys.stdout.write(report.to_text(color=color))
             else:
@@ -257,21 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = 0
         if res.interrupted:
             print(f"{tag} interrupted; the report covers the backward calls made before it", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         if res.backward_failed:
             return EXIT_BACKWARD_FAILED
         return code
-    except GraphprobeError as e:
-        msg = str(e).removeprefix("graphprobe:").lstrip()
-        print(f"{tag} {msg}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"{tag} interrupted", file=sys.stderr)
-        return 130
     finally:
         progress_mod.set_enabled(False)
 
 
 def main_entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point: ``sys.exit(main())``, Ctrl-C included, imports and all."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between main's own handlers (a second Ctrl-C while printing)
+        with contextlib.suppress(Exception):
+            print("graphprobe: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -8,6 +8,7 @@ __all__ = [
     "ScriptError",
     "NoBackwardError",
     "OutputError",
+    "UsageError",
     "LayoutTimeout",
     "EXIT_FINDINGS",
     "EXIT_USAGE",
@@ -15,6 +16,9 @@ __all__ = [
     "EXIT_NO_BACKWARD",
     "EXIT_OUTPUT",
     "EXIT_BACKWARD_FAILED",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "BUG_REPORT",
 ]
 
 #: ``graphprobe check`` found an error-severity finding.
@@ -25,10 +29,20 @@ EXIT_USAGE = 2
 EXIT_SCRIPT = 3
 #: The script ran to its end without calling backward.
 EXIT_NO_BACKWARD = 4
-#: The output could not be written (unwritable path, unknown extension, no layout engine).
+#: The output could not be written (unwritable path, a folder that does not exist, no layout engine).
 EXIT_OUTPUT = 5
 #: The script's backward raised; the report was still written.
 EXIT_BACKWARD_FAILED = 6
+#: graphprobe itself crashed (a bug in graphprobe, not in the script): ``EX_SOFTWARE`` of
+#: sysexits.h. Never 1, which means "check found an error".
+EXIT_INTERNAL = 70
+#: Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
+
+#: Where a crash of graphprobe itself should be reported. The project has no public tracker yet
+#: (no URL is given rather than a made-up one), so this names what to send and to whom.
+BUG_REPORT = ("please report it to graphprobe's maintainers (the issue tracker of the repository "
+              "you installed it from) with the output of GRAPHPROBE_DEBUG=1 and the same command")
 
 
 class GraphprobeError(Exception):
@@ -53,6 +67,12 @@ class OutputError(GraphprobeError):
     """An output file could not be written, or its extension names no known format."""
 
     exit_code = EXIT_OUTPUT
+
+
+class UsageError(GraphprobeError):
+    """A bad command line: an unknown output format, an output that is a folder or the script."""
+
+    exit_code = EXIT_USAGE
 
 
 class LayoutTimeout(OutputError):

@@ -83,7 +83,6 @@ class ProbeGraph:
     frozen: set[int] = field(default_factory=set)
     _producers: list[list[int]] | None = field(default=None, repr=False)
     _kind_index: tuple[int, dict[str, list[int]]] | None = field(default=None, repr=False)
-    _nx: Any = field(default=None, repr=False)
 
     # -- building -------------------------------------------------------------------------
     def add_node(self, kind: str, label: str, op: str | None = None, module: str | None = None,
@@ -95,7 +94,6 @@ class ProbeGraph:
         self.module.append(module)
         self.name.append(name)
         self._producers = None
-        self._nx = None
         return len(self.kind) - 1
 
     def add_edge(self, producer: int, consumer: int) -> None:
@@ -103,7 +101,6 @@ class ProbeGraph:
         self.src.append(producer)
         self.dst.append(consumer)
         self._producers = None
-        self._nx = None
 
     # -- reading --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -172,14 +169,12 @@ class ProbeGraph:
         for s, d, c in self.cut_edges:
             yield {"source": s, "target": d, "kind": "cut", "cut": c}
 
-    def to_networkx(self) -> Any:
-        """The graph as a ``networkx.DiGraph`` (built once, in bulk, on first call)."""
-        if self._nx is None:
-            import networkx as nx
+    def to_networkx(self, cuts: bool = False) -> Any:
+        """The graph as a ``networkx.DiGraph``: autograd edges only, or with the cut edges.
 
-            g = nx.DiGraph()
-            g.add_nodes_from((i, self.node_attrs(i)) for i in range(len(self.kind)))
-            g.add_edges_from(zip(self.src, self.dst), kind="data")
-            g.add_edges_from((s, d, {"kind": "cut", "cut": c}) for s, d, c in self.cut_edges)
-            self._nx = g
-        return self._nx
+        See :mod:`graphprobe.nxview`; :attr:`graphprobe.Report.graph` adds the verdict and the
+        losses to ``G.graph``. Complexity: O(V + E).
+        """
+        from .nxview import to_networkx
+
+        return to_networkx(self, cuts=cuts)

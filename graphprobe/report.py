@@ -22,6 +22,7 @@ The JSON (``Report.to_dict()``) is a public, versioned contract; ``"schema": 1``
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,10 +61,29 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     # -- the graph --------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def graph(self) -> Any:
-        """The graph as a ``networkx.DiGraph`` (data-flow direction), built on first access."""
-        return self.model.to_networkx()
+        """The autograd graph alone as a ``networkx.DiGraph`` (data-flow direction), built once.
+
+        Algorithms on it agree with the report (``nx.ancestors`` of a loss node holds the
+        parameters it reaches); cut edges are in :attr:`graph_with_cuts`. Every attribute is
+        GraphML-safe; ``G.graph`` holds the verdict, the losses and the schema version. See
+        :mod:`graphprobe.nxview`.
+        """
+        from .nxview import to_networkx
+
+        return to_networkx(self.model, self)
+
+    @functools.cached_property
+    def graph_with_cuts(self) -> Any:
+        """:attr:`graph` plus the recorder's cut edges (``kind="cut"``), for drawing them.
+
+        Not for reachability: a cut edge carries no gradient. ``graphprobe.nxview.data_edges``
+        gives the autograd part back.
+        """
+        from .nxview import to_networkx
+
+        return to_networkx(self.model, self, cuts=True)
 
     # -- findings ---------------------------------------------------------------------------
     def findings(self) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from .errors import NoBackwardError, ScriptError
 from .names import frame_namespaces, loss_terms, name_of
 from .probe import FIX_FREED, build_report, frame_tensors
 from .report import Report
-from .trace import Trace, TraceSnapshot, _is_user_file, user_frame, user_location
+from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
 from .walk import Root
 
 __all__ = ["RunOptions", "RunResult", "run_script"]
@@ -286,7 +286,7 @@ class _Capture:
             return
         self.done = True
         roots = [r for c in self.calls for r in c.roots]
-        if self.opts.progress:
+        if self.opts.progress and roots:  # with none, the error that follows says what happened
             self.opts.progress(f"graphprobe: walking {len(roots)} loss graph(s) from {len(self.calls)} backward call(s)")
         if roots or self.errors:
             self.report = build_report(
@@ -404,6 +404,7 @@ def run_script(opts: RunOptions) -> RunResult:
         cap.uninstall()
         if tr.active:
             tr.__exit__(None, None, None)
+        release_modes()  # a mode left inside its own handler (keep_running) is swept now
         sys.argv = old_argv
         for i, entry in enumerate(sys.path):
             if entry is path_entry:

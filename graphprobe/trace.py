@@ -53,6 +53,7 @@ __all__ = [
     "user_location",
     "user_frame",
     "TraceSnapshot",
+    "release_modes",
 ]
 
 _ACTIVE: "Trace | None" = None
@@ -142,6 +143,11 @@ class Provenance:
                           any(p.guess for p in provs), parts)
 
 
+def _light(p: Provenance) -> Provenance:
+    """``p`` without its autograd nodes and leaves: the kind, line and chain stay."""
+    return Provenance(p.kind, p.location, (), (), p.chain, p.guess, tuple(_light(q) for q in p.parts))
+
+
 @dataclass
 class CutRecord:
     """One cut: the exit, the chain, and the re-entry, with the autograd nodes on either side."""
@@ -191,7 +197,6 @@ def _fmt_operand(x: Any) -> str:
 
 
 _KEYS = itertools.count(1)
-_MAX_TAGGED = 256  # live tags per trace; an older tagged value loses its tag (bounded memory)
 
 
 def _tag(prov: "Provenance") -> int:
@@ -199,25 +204,45 @@ def _tag(prov: "Provenance") -> int:
 
     Tagged values carry only this integer, never the provenance itself: the provenance holds
     autograd nodes, and a float in a user's loss history must not keep a graph alive, nor stop
-    pickling. The registry is emptied when the trace ends.
+    pickling. A key lives as long as a value holding it does (each holder counts itself in and
+    out, see :func:`_assign`), so a live tag is never dropped; memory is bounded per exit site
+    instead: past the newest ``_PER_SITE`` keys of one site, a key's provenance lets go of its
+    autograd nodes (see :meth:`Trace._register`). The registry is emptied when the trace ends.
     """
     tr = _ACTIVE
-    if tr is None:
-        return 0
-    key = next(_KEYS)
-    reg = tr._tagged
-    reg[key] = prov
-    if len(reg) > _MAX_TAGGED:
-        del reg[next(iter(reg))]
-    return key
+    return tr._register(prov) if tr is not None else 0
+
+
+def _assign(obj: Any, key: int) -> None:
+    """Give ``obj`` (a tracked array or scalar) the tag ``key``, counting holders in and out."""
+    old = obj._gp_key
+    obj._gp_key = key
+    tr = _ACTIVE
+    if tr is not None and key != old:
+        if key:
+            e = tr._tagged.get(key)
+            if e is not None:
+                e[1] += 1
+        if old:
+            tr._release(old)
+
+
+def _release_key(key: int) -> None:
+    """One holder of ``key`` is gone (``__del__`` of a tracked value)."""
+    tr = _ACTIVE
+    if tr is not None and key:
+        tr._release(key)
 
 
 def _get_prov(x: Any) -> "Provenance | None":
     if not isinstance(x, (TrackedArray, TrackedFloat, TrackedInt)):
         return None
     tr = _ACTIVE
-    key = getattr(x, "_gp_key", 0)
-    return tr._tagged.get(key) if tr is not None and key else None
+    key = x._gp_key
+    if tr is None or not key:
+        return None
+    e = tr._tagged.get(key)
+    return e[0] if e is not None else None
 
 
 def _unwrap(x: Any) -> Any:
@@ -247,13 +272,34 @@ def _collect(x: Any, out: list["Provenance"], budget: int = 4096) -> None:
                     out.append(p)
 
 
+_UNTAGGABLE = frozenset({int, float, bool, complex, type(None), slice, str, bytes})
+#: numpy functions that write into their first argument (``dst``/``a``/``arr``) from the others
+_NP_WRITERS = {"copyto": "np.copyto", "put": "np.put", "place": "np.place", "putmask": "np.putmask",
+               "put_along_axis": "np.put_along_axis", "fill_diagonal": "np.fill_diagonal"}
+
+
 class TrackedArray(np.ndarray):
-    """An ``ndarray`` that remembers where its data left autograd. Numerics are plain numpy's."""
+    """An ``ndarray`` that remembers where its data left autograd. Numerics are plain numpy's.
+
+    With key 0 it is a *watched* buffer: an array that user code allocated (``np.zeros``,
+    ``np.empty``... while a trace records) and that has no tag yet. A write of tagged data into
+    it (``out[:, 0] = x``, ``np.copyto``, ``out=``) tags it; numpy itself calls nothing on the
+    written value that Python could see, so the target has to be the one that notices.
+    """
 
     _gp_key: int = 0
 
     def __array_finalize__(self, obj: Any) -> None:
-        self._gp_key = getattr(obj, "_gp_key", 0)
+        k = getattr(obj, "_gp_key", 0)
+        if k:
+            _assign(self, k)
+
+    def __del__(self) -> None:
+        try:
+            if self._gp_key:
+                _release_key(self._gp_key)
+        except Exception:  # interpreter shutdown: the module may be half gone
+            pass
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # Saved, pickled and torch.save'd as the plain ndarray it is.
@@ -262,12 +308,26 @@ class TrackedArray(np.ndarray):
     def __reduce__(self) -> Any:
         return self.view(np.ndarray).__reduce__()
 
+    def __setitem__(self, idx: Any, value: Any) -> None:
+        np.ndarray.__setitem__(self, idx, value)
+        if _ACTIVE is not None and type(value) not in _UNTAGGABLE:
+            provs: list[Provenance] = []
+            _collect(value, provs, budget=64)
+            if provs:
+                _np_written(self, provs, "[…] =", user_location())
+
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         provs = [p for p in (_get_prov(i) for i in inputs) if p is not None]
         args = [_unwrap(i) for i in inputs]
-        if "out" in kwargs:
-            kwargs["out"] = tuple(_unwrap(o) for o in kwargs["out"])
+        outs = kwargs.get("out")
+        if outs is not None:
+            kwargs["out"] = tuple(_unwrap(o) for o in outs)
         result = getattr(ufunc, method)(*args, **kwargs)
+        if outs is not None and result is not None:
+            # numpy hands back the out= arrays themselves (`np.add(a, b, out=c) is c`)
+            rs = result if isinstance(result, tuple) else (result,)
+            back = tuple(o if o is not None else r for o, r in zip(outs, rs))
+            result = back[0] if len(back) == 1 else back
         if not provs or _ACTIVE is None:
             return result
         sym = _UFUNC_SYMBOL.get(ufunc.__name__)
@@ -275,7 +335,16 @@ class TrackedArray(np.ndarray):
         op = f"{sym} {operand}".strip() if sym else f"np.{ufunc.__name__}"
         if method != "__call__":
             op = f"np.{ufunc.__name__}.{method}"
-        return _wrap_result(result, Provenance.merge(provs, op, user_location()))
+        loc = user_location()
+        prov = Provenance.merge(provs, op, loc)
+        if outs is not None and any(o is not None for o in outs):
+            # out= (and `a += x`): the data lands in the given arrays, which numpy returns.
+            for o in outs:
+                if isinstance(o, np.ndarray):
+                    _np_written(o, [prov], op, loc)
+            if all(o is not None for o in outs):
+                return result
+        return _wrap_result(result, prov)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         provs: list[Provenance] = []
@@ -283,13 +352,48 @@ class TrackedArray(np.ndarray):
         result = func(*(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()})
         if not provs or _ACTIVE is None:
             return result
-        return _wrap_result(result, Provenance.merge(provs, f"np.{func.__name__}", user_location()))
+        name = func.__name__
+        loc = user_location()
+        if name in _NP_WRITERS:
+            # The data lands in the first argument; what the function returns is None.
+            dst = args[0] if args else next(iter(kwargs.values()), None)
+            src: list[Provenance] = []
+            _collect(list(args[1:]) + [v for k, v in kwargs.items() if v is not dst], src)
+            if src and isinstance(dst, np.ndarray):
+                _np_written(dst, src, _NP_WRITERS[name], loc)
+            return result
+        if isinstance(result, np.ndarray) and "out" in kwargs and isinstance(kwargs["out"], np.ndarray):
+            _np_written(kwargs["out"], provs, f"np.{name}", loc)
+            return kwargs["out"]
+        return _wrap_result(result, Provenance.merge(provs, f"np.{name}", loc))
+
+
+def _np_written(dst: np.ndarray, provs: list[Provenance], op: str, loc: str | None) -> None:
+    """Tagged data was written into ``dst``: it (and the watched arrays it views) carry the tag.
+
+    A write adds to what the array held: a buffer written from two exits carries both. A plain
+    ``ndarray`` can't hold an attribute, so the trace keeps its tag by ``id`` (with a weakref)
+    for the doors back into torch to find.
+    """
+    tr = _ACTIVE
+    if tr is None or threading.get_ident() != tr._thread:
+        return
+    a: Any = dst
+    for _ in range(8):  # the array, then the arrays it is a view of
+        if isinstance(a, TrackedArray):
+            mine = _get_prov(a)
+            _assign(a, _tag(Provenance.merge(([mine] if mine is not None else []) + provs, op, loc)))
+        elif isinstance(a, np.ndarray):
+            tr._note_plain_write(a, provs, op, loc)
+        a = getattr(a, "base", None)
+        if not isinstance(a, np.ndarray):
+            break
 
 
 def _wrap_result(result: Any, prov: Provenance) -> Any:
     if isinstance(result, np.ndarray):
         out = result.view(TrackedArray)
-        out._gp_key = _tag(prov)
+        _assign(out, _tag(prov))
         return out
     if isinstance(result, tuple):
         return tuple(_wrap_result(r, prov) for r in result)
@@ -316,6 +420,8 @@ _SCALAR_OPS = {
     "__add__": "+", "__radd__": "+", "__sub__": "−", "__rsub__": "−", "__mul__": "×", "__rmul__": "×",
     "__truediv__": "÷", "__rtruediv__": "÷", "__floordiv__": "//", "__rfloordiv__": "//",
     "__pow__": "**", "__rpow__": "**", "__neg__": "−", "__abs__": "abs", "__mod__": "%",
+    "__rmod__": "%", "__pos__": "+", "__round__": "round", "__trunc__": "trunc",
+    "__floor__": "floor", "__ceil__": "ceil",
 }
 
 
@@ -327,6 +433,13 @@ class TrackedFloat(float):
     def __reduce__(self) -> Any:
         return (float, (float(self),))
 
+    def __del__(self) -> None:
+        try:
+            if self._gp_key:
+                _release_key(self._gp_key)
+        except Exception:  # interpreter shutdown
+            pass
+
 
 class TrackedInt(int):
     """An int from ``.item()`` that remembers where it left autograd (pickles as an int)."""
@@ -335,6 +448,8 @@ class TrackedInt(int):
 
     def __reduce__(self) -> Any:
         return (int, (int(self),))
+
+    __del__ = TrackedFloat.__del__
 
 
 for _n, _s in _SCALAR_OPS.items():
@@ -346,7 +461,8 @@ for _n, _s in _SCALAR_OPS.items():
 _SEEN_SCALARS: set[bool] = set()
 
 
-def _track_scalar(v: Any, prov: Provenance) -> Any:
+def _track_scalar(v: Any, prov: Provenance, key: int = 0) -> Any:
+    """``v`` as a tracked float/int with ``prov``'s tag (or the tag ``key``, shared)."""
     _SEEN_SCALARS.add(True)
     if type(v) is float or type(v) is TrackedFloat:
         out: Any = TrackedFloat(v)
@@ -354,14 +470,18 @@ def _track_scalar(v: Any, prov: Provenance) -> Any:
         out = TrackedInt(v)
     else:
         return v  # bool, complex: left as they are
-    out._gp_key = _tag(prov)
+    _assign(out, key or _tag(prov))
     return out
 
 
 def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
-    """A ``tolist()`` result with tracked leaves (iterative; plain beyond ``budget`` items)."""
+    """A ``tolist()`` result with tracked leaves (iterative; plain beyond ``budget`` items).
+
+    Every leaf shares one tag: a 1000-element list is one exit, not a thousand.
+    """
     if not isinstance(v, list):
         return _track_scalar(v, prov)
+    key = _tag(prov)
     root: list[Any] = list(v)
     stack = [root]
     while stack and budget > 0:
@@ -372,8 +492,13 @@ def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
                 lst[i] = list(x)
                 stack.append(lst[i])
             else:
-                lst[i] = _track_scalar(x, prov)
+                lst[i] = _track_scalar(x, prov, key)
     return root
+
+
+def _computed_float(v: Any) -> bool:
+    """A float that looks computed (not 0.5, 2.0 or 1e-3): a value match on it is evidence."""
+    return type(v) is float and v == v and abs(v) != float("inf") and v != round(v, 4)
 
 
 # -- the recorder ------------------------------------------------------------------------------
@@ -388,13 +513,60 @@ def _tensors_in(args: Iterable[Any]) -> Iterator[torch.Tensor]:
                     yield b
 
 
+def _tensors_deep(x: Any, budget: int = 4096) -> Iterator[torch.Tensor]:
+    """Tensors in ``x`` and in lists and tuples inside it (iteratively, at most ``budget`` items)."""
+    stack = [x]
+    while stack and budget > 0:
+        v = stack.pop()
+        budget -= 1
+        if isinstance(v, torch.Tensor):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+
+
+def _gfn(t: torch.Tensor) -> Any:
+    """``t.grad_fn``, or None where reading it raises.
+
+    A view made under ``no_grad`` of a tensor that requires grad, then written in place
+    (``nn.init.orthogonal_``, ``emb.weight[0].fill_(0)`` under ``no_grad``), raises on any read
+    of ``grad_fn``; plain torch never reads it there, so neither may the recorder.
+    """
+    try:
+        return t.grad_fn
+    except RuntimeError:
+        return None
+
+
+def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The autograd nodes and leaves that tensors requiring grad stand for, for an exit's record.
+
+    A view made under ``no_grad`` (``d[:, :2]`` inside the block) has no node of its own: it
+    stands for its base's.
+    """
+    fns: list[Any] = []
+    params: list[Any] = []
+    for t in ts:
+        fn = _gfn(t)
+        if fn is None and t._is_view() and t._base is not None:
+            t = t._base
+            fn = _gfn(t)
+        if fn is not None:
+            fns.append(fn)
+        else:
+            params.append(weakref.ref(t))
+    return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
+
+
 def _first_grad_fn(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
-        return out.grad_fn
+        return _gfn(out)
     if isinstance(out, (list, tuple)):
         for o in out:
-            if isinstance(o, torch.Tensor) and o.grad_fn is not None:
-                return o.grad_fn
+            if isinstance(o, torch.Tensor):
+                fn = _gfn(o)
+                if fn is not None:
+                    return fn
     return None
 
 
@@ -414,11 +586,13 @@ class _Mode(TorchFunctionMode):
         }
         for f in _FACTORIES_FROM_DATA:
             self.handlers[f] = self._factory
+        self.handlers[_T.__setitem__] = self._setitem
+        self.off = False  # set when the trace has left: a mode left behind only forwards
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         tr = self.tr
-        if threading.get_ident() != tr._thread or tr._paused:
+        if threading.get_ident() != tr._thread or tr._paused or self.off:
             return func(*args, **kwargs)
         h = self.handlers.get(func)
         if h is not None:
@@ -435,7 +609,7 @@ class _Mode(TorchFunctionMode):
     # exits
     def _detach(self, func: Any, args: Any, kwargs: Any, kind: str = "detach") -> Any:
         t = args[0]
-        fn = t.grad_fn
+        fn = _gfn(t)
         was = t.requires_grad
         prior = self.tr._tensor_prov(t)
         out = func(*args, **kwargs)
@@ -455,7 +629,7 @@ class _Mode(TorchFunctionMode):
         if prior is not None:
             return prior.then(kind, user_location(), kind)
         if t.requires_grad:
-            fn = t.grad_fn
+            fn = _gfn(t)
             loc = user_location()
             return Provenance(kind, loc, (fn,) if fn is not None else (),
                               (weakref.ref(t),) if fn is None else (), ((kind, loc),))
@@ -469,19 +643,24 @@ class _Mode(TorchFunctionMode):
     def _item(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
         prov = self._exit_prov(args[0], "item")
-        if prov is not None and isinstance(out, float) and out not in (0.0, 1.0, -1.0):
+        if prov is not None and _computed_float(out):
             # Remembered by value too: float(v), round trips through strings or math lose the
             # tag, and a torch.tensor() of the very same value is then linked as a guess.
-            recent = self.tr._recent_items
-            recent[out] = prov
-            if len(recent) > 64:
-                del recent[next(iter(recent))]
+            self.tr._remember_value(out, prov)
         return _track_scalar(out, prov) if prov is not None else out
 
     def _tolist(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
         prov = self._exit_prov(args[0], "tolist")
-        return _track_list(out, prov) if prov is not None else out
+        if prov is None:
+            return out
+        # A few of its values by value too (float(v) in a comprehension drops the tag).
+        first = out
+        while isinstance(first, list) and first:
+            first = first[0]
+        if _computed_float(first):
+            self.tr._remember_value(first, prov)
+        return _track_list(out, prov)
 
     # re-entries
     def _requires_grad_(self, func: Any, args: Any, kwargs: Any) -> Any:
@@ -489,7 +668,7 @@ class _Mode(TorchFunctionMode):
         want = args[1] if len(args) > 1 else kwargs.get("requires_grad", True)
         prov = self.tr._tensor_prov(t)
         out = func(*args, **kwargs)
-        if want and t.grad_fn is None:
+        if want and _gfn(t) is None:
             if prov is not None:
                 self.tr._close(prov, "requires_grad_", user_location(), target_leaf=t, made_requires_grad=True)
                 self.tr._drop_prov(t)
@@ -499,29 +678,19 @@ class _Mode(TorchFunctionMode):
 
     def _factory(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
-        provs: list[Provenance] = []
-        _collect(list(args[:1]) + [kwargs.get("data")], provs)
         if not isinstance(out, torch.Tensor):
             return out
-        name = _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor"))
-        loc = user_location()
-        if provs:
-            prov = Provenance.merge(provs, name, loc)
-            if out.requires_grad and out.grad_fn is None:
-                self.tr._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
-            elif out.grad_fn is None:
-                self.tr._set_prov(out, prov)
-        elif self.tr._recent_items and type(args[:1] and args[0]) is float and args[0] in self.tr._recent_items:
-            # No tag, but the exact value an .item() exit produced: link it, marked as a guess.
-            p = self.tr._recent_items[args[0]]
-            prov = Provenance(p.kind, p.location, p.source_fns, p.source_params,
-                              p.chain + (("value match", None), (name, loc)), guess=True)
-            if out.requires_grad and out.grad_fn is None:
-                self.tr._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
-            elif out.grad_fn is None:
-                self.tr._set_prov(out, prov)
-        elif out.requires_grad and out.grad_fn is None:
-            self.tr._plain_leaves[id(out)] = weakref.ref(out)
+        # x.new_tensor(data) reads data, not x
+        data = (args[1] if len(args) > 1 else kwargs.get("data")) if func is _T.new_tensor else \
+            (args[0] if args else kwargs.get("data"))
+        self.tr._from_data(out, data, _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor")))
+        return out
+
+    # writes
+    def _setitem(self, func: Any, args: Any, kwargs: Any) -> Any:
+        out = func(*args, **kwargs)
+        if len(args) >= 3 and isinstance(args[0], torch.Tensor):
+            self.tr._after_write(args[0], args[2], "[…] =")
         return out
 
 
@@ -560,8 +729,17 @@ class Trace(contextlib.ContextDecorator):
         # are all kept.
         self._records: dict[tuple[Any, ...], list[CutRecord]] = {}
         self._closed: dict[int, CutRecord] = {}  # id(provenance) -> its cut (the record pins it)
-        self._recent_items: dict[float, Provenance] = {}  # last .item() values, for value matches
-        self._tagged: dict[int, Provenance] = {}  # key -> provenance of tagged arrays and scalars
+        # Exit values remembered by value (per exit site, the latest few): float(v), a round
+        # trip through a string or an untracked library lose the tag, and a re-entry of the very
+        # same computed value is then linked, marked as a guess.
+        self._recent_items: dict[float, Provenance] = {}
+        self._recent_by_site: dict[Any, list[float]] = {}
+        # key -> [provenance, live holders] of tagged arrays and scalars; a key goes when its
+        # last holder does (see _assign), never while one lives.
+        self._tagged: dict[int, list[Any]] = {}
+        self._heavy: dict[Any, list[int]] = {}  # exit site -> its newest keys that hold nodes
+        # plain ndarrays written from tagged data (they can't hold an attribute): id -> (ref, prov)
+        self._np_plain: dict[int, tuple[Any, Provenance]] = {}
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
@@ -579,6 +757,7 @@ class Trace(contextlib.ContextDecorator):
         self._patches: list[tuple[Any, str, Any]] = []
         self._thread = 0
         self._paused = 0
+        self._new_done = False
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -646,6 +825,95 @@ class Trace(contextlib.ContextDecorator):
     def _drop_prov(self, t: torch.Tensor) -> None:
         self._prov.pop(id(t), None)
 
+    def _register(self, prov: Provenance) -> int:
+        """A new key for ``prov`` (no holder yet). Complexity: O(1) amortised.
+
+        Memory stays bounded without dropping a live tag: of one exit site's keys, the newest
+        ``_PER_SITE`` keep their autograd nodes; an older one keeps its kind, line and chain (a
+        re-entry still finds it) and lets the nodes go. Nodes of a step long gone are not in
+        the graph being probed anyway, and the newer values of the same site carry the current
+        ones.
+        """
+        key = next(_KEYS)
+        self._tagged[key] = [prov, 0]
+        if prov.source_fns or prov.source_params or prov.parts:
+            site = (prov.location, prov.kind)
+            keys = self._heavy.get(site)
+            if keys is None:
+                keys = self._heavy[site] = []
+            keys.append(key)
+            if len(keys) > 2 * _PER_SITE:
+                tagged = self._tagged
+                for old in keys[:-_PER_SITE]:
+                    e = tagged.get(old)
+                    if e is not None:
+                        e[0] = _light(e[0])
+                del keys[:-_PER_SITE]
+        return key
+
+    def _release(self, key: int) -> None:
+        e = self._tagged.get(key)
+        if e is not None:
+            e[1] -= 1
+            if e[1] <= 0:
+                del self._tagged[key]
+
+    def _note_plain_write(self, a: np.ndarray, provs: list[Provenance], op: str, loc: str | None) -> None:
+        """Remember that tagged data was written into the plain ndarray ``a``."""
+        key = id(a)
+        d = self._np_plain
+        e = d.get(key)
+        mine = [e[1]] if e is not None and e[0]() is a else []
+        prov = Provenance.merge(mine + provs, op, loc)
+        try:
+            ref = weakref.ref(a, lambda _, key=key, d=d: d.pop(key, None))
+        except TypeError:
+            return
+        d[key] = (ref, prov)
+
+    def _array_prov(self, a: Any) -> Provenance | None:
+        """The tag of an array about to re-enter torch: its own, or a write into a plain one."""
+        p = _get_prov(a)
+        if p is None and self._np_plain and isinstance(a, np.ndarray):
+            e = self._np_plain.get(id(a))
+            if e is not None and e[0]() is a:
+                p = e[1]
+        return p
+
+    def _remember_value(self, v: float, prov: Provenance) -> None:
+        """Remember an exit's float value for a later value match (per site, the latest few)."""
+        site = (prov.location, prov.kind)
+        vals = self._recent_by_site.get(site)
+        if vals is None:
+            vals = self._recent_by_site[site] = []
+        vals.append(v)
+        self._recent_items[v] = prov
+        if len(vals) > _PER_SITE:
+            old = vals.pop(0)
+            if old not in vals and self._recent_items.get(old) is not None \
+                    and self._recent_items[old].location == prov.location:
+                del self._recent_items[old]
+        if len(self._recent_by_site) > 256:  # sites are code lines: bounded, but be safe
+            self._recent_by_site.clear()
+            self._recent_items.clear()
+
+    def _value_match(self, data: Any) -> Provenance | None:
+        """An exit's value found in ``data`` (a float, or a list of them): the link is a guess."""
+        recent = self._recent_items
+        if not recent:
+            return None
+        stack, budget = [data], 64
+        while stack and budget > 0:
+            v = stack.pop()
+            budget -= 1
+            if type(v) is float:
+                p = recent.get(v)
+                if p is not None and _computed_float(v):
+                    return p
+            elif isinstance(v, (list, tuple)):
+                stack.extend(v)
+        return None
+
     def _close(self, prov: Provenance, op: str, loc: str | None, *, target_fn: Any = None,
                target_leaf: Any = None, made_requires_grad: bool = False) -> None:
         if prov.parts:  # data from several exits came back together: one cut for each exit
@@ -681,14 +949,23 @@ class Trace(contextlib.ContextDecorator):
             self._closed.pop(id(old._prov), None)
 
     def _after_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
-        """Tag module ownership; follow tagged data; note no_grad exits and re-entries."""
-        if isinstance(out, torch.Tensor) and out.grad_fn is None and out.requires_grad \
-                and not isinstance(out, torch.nn.Parameter) and not any(out is a for a in args):
+        """Tag module ownership; follow tagged data; note no_grad exits and re-entries.
+
+        Complexity: O(arguments) per op; an op with no tagged input and grad mode on returns
+        after the module bookkeeping (the fast path every op of a plain step takes).
+        """
+        if isinstance(out, torch.Tensor) and out.requires_grad and _gfn(out) is None \
+                and not isinstance(out, torch.nn.Parameter) and not any(out is a for a in args) \
+                and not out._is_view():
             # torch.randn(..., requires_grad=True): an input leaf made on purpose, not a cut.
             self._plain_leaves[id(out)] = weakref.ref(out)
             return
-        fns = [o.grad_fn for o in ((out,) if isinstance(out, torch.Tensor) else out)
-               if isinstance(o, torch.Tensor) and o.grad_fn is not None]
+        try:
+            fns = [o.grad_fn for o in ((out,) if isinstance(out, torch.Tensor) else out)
+                   if isinstance(o, torch.Tensor) and o.grad_fn is not None]
+        except RuntimeError:  # a no_grad view of a parameter written in place: not in any graph
+            fns = [f for f in (_gfn(o) for o in ((out,) if isinstance(out, torch.Tensor) else out)
+                               if isinstance(o, torch.Tensor)) if f is not None]
         if fns:
             # Python now holds these nodes' wrappers: make sure torch can free long chains of them.
             self._seen += 1
@@ -713,16 +990,24 @@ class Trace(contextlib.ContextDecorator):
             req = [t for t in ins if t.requires_grad]
             if not req and not provs:
                 return
-            new_outs = [o for o in outs if not o.requires_grad and all(o is not i for i in ins)]
+            # New tensors, and tensors written in place (copy_, scatter_add_, index_add_, out=):
+            # a write carries what was in the target and what came in (a no_grad voxelizer).
+            new_outs = [o for o in outs if not o.requires_grad]
             if not new_outs:
                 return
             loc = user_location()
-            src_fns = tuple(t.grad_fn for t in req if t.grad_fn is not None)
-            params = tuple(weakref.ref(t) for t in req if t.grad_fn is None)
-            prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
-                Provenance("no_grad", loc, src_fns, params, (("no_grad: " + name, loc),))
             for o in new_outs:
+                src = [t for t in req if t is not o]
+                written = any(o is i for i in ins)
+                if written and not src and not provs:
+                    continue
+                src_fns, params = _sources(src)
+                op = name if written else "no_grad: " + name
+                prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
+                    Provenance("no_grad", loc, src_fns, params, ((op, loc),))
                 self._set_prov(o, prov)
+                if written and o._is_view():
+                    self._tag_base(o, prov)
             return
         fn = _first_grad_fn(out)
         loc = user_location()
@@ -733,6 +1018,81 @@ class Trace(contextlib.ContextDecorator):
         prov = Provenance.merge(provs, name, loc)
         for o in outs:
             self._set_prov(o, prov)
+            if o._is_view() and any(o is i for i in ins):  # written in place through a view
+                self._tag_base(o, prov)
+
+    def _tag_base(self, view: torch.Tensor, prov: Provenance) -> None:
+        """A write into ``view`` lands in its base too: the base carries the tag as well."""
+        base = view._base
+        if base is None or base.requires_grad:
+            return
+        mine = self._tensor_prov(base)
+        self._set_prov(base, Provenance.merge([mine, prov], prov.chain[-1][0] if prov.chain else "write",
+                                              prov.chain[-1][1] if prov.chain else None)
+                       if mine is not None and mine is not prov else prov)
+
+    def _after_write(self, target: torch.Tensor, value: Any, op: str) -> None:
+        """``target[idx] = value`` ran: the target carries what came in. Complexity: O(value)."""
+        provs: list[Provenance] = []
+        if self._prov or _SEEN_SCALARS:
+            _collect(value, provs, budget=64)
+        grad_on = torch.is_grad_enabled()
+        req = [] if grad_on else [t for t in _tensors_in([value]) if t.requires_grad]
+        if not provs and not req:
+            return
+        loc = user_location()
+        if target.requires_grad:
+            fn = _gfn(target)
+            if grad_on and fn is not None and provs:
+                # Tagged data met grad in the write (h[:, 0] = d.detach() with h from a net).
+                prov = Provenance.merge(provs, op, loc) if len(provs) > 1 else provs[0]
+                self._close(prov, "op:__setitem__", loc, target_fn=fn)
+            return
+        mine = self._tensor_prov(target)
+        src_fns, params = _sources(req)
+        allp = ([mine] if mine is not None else []) + provs
+        prov = Provenance.merge(allp, op, loc, src_fns, params, kind=None if grad_on else "no_grad") if allp \
+            else Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+        self._set_prov(target, prov)
+        if target._is_view():
+            self._tag_base(target, prov)
+
+    def _from_data(self, out: torch.Tensor, data: Any, name: str) -> None:
+        """A tensor made from ``data`` (torch.tensor, as_tensor, new_tensor, torch.Tensor(arr)).
+
+        Its tag: the tags in ``data`` (arrays, tracked scalars, tagged tensors, lists of them, a
+        plain ndarray that tagged data was written into); else tensors in ``data`` that require
+        grad, copied out of autograd here (``torch.tensor([a[0], a[1]])``); else, marked as a
+        guess, a value an exit produced. Complexity: O(size of data) up to a budget.
+        """
+        provs: list[Provenance] = []
+        _collect(data, provs)
+        if not provs and isinstance(data, np.ndarray):
+            p = self._array_prov(data)
+            if p is not None:
+                provs.append(p)
+        loc = user_location()
+        prov: Provenance | None = None
+        if provs:
+            prov = Provenance.merge(provs, name, loc)
+        elif _gfn(out) is None and out is not data:
+            req = [t for t in itertools.islice(_tensors_deep(data), 64) if t.requires_grad and t is not out]
+            if req:
+                fns, params = _sources(req)
+                prov = Provenance("detach", loc, fns, params, ((name, loc),))
+            else:
+                p = self._value_match(data)
+                if p is not None:
+                    # No tag, but the exact value an exit produced: link it, marked as a guess.
+                    prov = Provenance(p.kind, p.location, p.source_fns, p.source_params,
+                                      _cap(p.chain + (("value match", None), (name, loc))), guess=True)
+        if prov is not None:
+            if out.requires_grad and _gfn(out) is None:
+                self._close(prov, name, loc, target_leaf=out, made_requires_grad=True)
+            elif not out.requires_grad:
+                self._set_prov(out, prov)
+        elif out.requires_grad and _gfn(out) is None and out is not data:
+            self._plain_leaves[id(out)] = weakref.ref(out)
 
     def _tag_new_nodes(self, fns: list[Any]) -> None:
         """Tag the nodes this call made with the innermost running module.
@@ -778,6 +1138,9 @@ class Trace(contextlib.ContextDecorator):
 
     def __exit__(self, *exc: Any) -> None:
         global _ACTIVE
+        if not self.active:
+            _sweep_modes()
+            return
         try:
             self._uninstall()
         finally:
@@ -785,28 +1148,45 @@ class Trace(contextlib.ContextDecorator):
             self.active = False
             self._prov.clear()
             self._recent_items.clear()
+            self._recent_by_site.clear()
             self._tagged.clear()
+            self._heavy.clear()
+            self._np_plain.clear()
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
-        self._patches.append((owner, name, getattr(owner, name)))
+        # Whether the attribute was the owner's own (a class may only inherit it: then the
+        # patch is deleted again rather than set to what the base class has).
+        d = getattr(owner, "__dict__", {})
+        own = name in d if isinstance(owner, type) else True
+        self._patches.append((owner, name, d.get(name) if isinstance(owner, type) else getattr(owner, name),
+                              new, own))
         setattr(owner, name, new)
 
     def _install(self) -> None:
         try:
+            _sweep_modes()
             from_numpy = torch.from_numpy
             tr = self
 
             def from_numpy_recorded(a: Any) -> torch.Tensor:
                 out = from_numpy(a.view(np.ndarray) if isinstance(a, TrackedArray) else a)
-                prov = _get_prov(a)
-                if prov is not None and threading.get_ident() == tr._thread:
-                    tr._set_prov(out, prov.then("from_numpy", user_location()))
+                if _ACTIVE is tr and threading.get_ident() == tr._thread:
+                    prov = tr._array_prov(a)
+                    if prov is not None:
+                        tr._set_prov(out, prov.then("from_numpy", user_location()))
                 return out
 
             self._patch(torch, "from_numpy", from_numpy_recorded)
             for name in ("asarray", "array", "ascontiguousarray"):
                 self._patch(np, name, _np_keep_tag(getattr(np, name), name))
+            for name in _NP_ALLOCATORS:
+                self._patch(np, name, _np_watch(getattr(np, name), name))
+            self._new_done = False
+            self._maybe_patch_new()
+            # A user's TorchFunctionMode entered before the trace and left inside it must take
+            # itself off the stack, not graphprobe's mode on top of it.
+            self._patch(TorchFunctionMode, "__exit__", _exit_by_identity)
             mm = torch.nn.modules.module
             self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
@@ -822,7 +1202,7 @@ class Trace(contextlib.ContextDecorator):
             self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
             self._handles.append(optim_mod.register_optimizer_step_post_hook(self._opt_post))
             self._mode = _Mode(self)
-            self._mode.__enter__()
+            torch._C._push_on_torch_function_stack(self._mode)
         except BaseException:
             self._uninstall()
             raise
@@ -830,16 +1210,47 @@ class Trace(contextlib.ContextDecorator):
     def _uninstall(self) -> None:
         mode, self._mode = self._mode, None
         if mode is not None:
-            mode.__exit__(None, None, None)
+            _leave_mode(mode)
         while self._handles:
             self._handles.pop().remove()
         while self._patches:
-            owner, name, orig = self._patches.pop()
-            setattr(owner, name, orig)
+            owner, name, orig, new, own = self._patches.pop()
+            if getattr(owner, name, None) is not new:
+                continue  # someone patched over ours since: theirs stays (ours only forwards)
+            if own:
+                setattr(owner, name, orig)
+            else:
+                delattr(owner, name)
         self._modules.clear()
         self._paused = 0
 
+    def _maybe_patch_new(self) -> None:
+        """Watch ``torch.Tensor(arr)``, a door back into torch that no ``__torch_function__`` sees.
+
+        It means patching ``torch.Tensor.__new__``, which torch.compile reads once, when it
+        is first imported (``torch._dynamo.polyfills.tensor``, imported by the first optimizer
+        a script builds): patched before that, dynamo would keep graphprobe's function for
+        good. So the patch goes in only once that import is done (checked at install and at
+        each module call, where a script's data first flows).
+        """
+        if self._new_done or "torch._dynamo.polyfills.tensor" not in sys.modules:
+            return
+        self._new_done = True
+        tensor_new = torch.Tensor.__new__
+        tr = self
+
+        def tensor_new_recorded(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            out = tensor_new(cls, *args, **kwargs)
+            if args and type(args[0]) is not int and _ACTIVE is tr and not tr._paused \
+                    and threading.get_ident() == tr._thread and isinstance(out, torch.Tensor):
+                tr._from_data(out, args[0], "torch.Tensor")
+            return out
+
+        self._patch(torch.Tensor, "__new__", tensor_new_recorded)
+
     def _pre_hook(self, module: Any, args: Any) -> None:
+        if not self._new_done:
+            self._maybe_patch_new()
         seen = self._seen_modules.get(id(module))
         if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
             self._note_module(module)
@@ -906,6 +1317,126 @@ class Trace(contextlib.ContextDecorator):
             self._paused -= 1
 
 
+# -- torch's function-mode stack: graphprobe's mode is left by identity --------------------------
+
+_STALE_MODES: list[Any] = []  # graphprobe modes left while not on the stack (see _leave_mode)
+
+
+def _mode_stack() -> list[Any]:
+    C = torch._C
+    return [C._get_function_stack_at(i) for i in range(C._len_torch_function_stack())]
+
+
+def _remove_from_stack(mode: Any) -> bool:
+    """Take ``mode`` off torch's function-mode stack wherever it is; the modes above it stay, in
+    order. False if it is not on the stack. Complexity: O(stack depth)."""
+    C = torch._C
+    stack = _mode_stack()
+    idx = next((i for i in range(len(stack) - 1, -1, -1) if stack[i] is mode), None)
+    if idx is None:
+        return False
+    above = [C._pop_torch_function_stack() for _ in range(len(stack) - 1 - idx)]
+    C._pop_torch_function_stack()
+    for m in reversed(above):
+        C._push_on_torch_function_stack(m)
+    return True
+
+
+def _leave_mode(mode: "_Mode") -> None:
+    """graphprobe's mode off every stack it is on, by identity, never by popping the top.
+
+    torch.compile keeps the stack aside while it compiles (and puts it back after), so the
+    mode may be in dynamo's saved copy instead; inside the mode's own ``__torch_function__``
+    torch holds it off the stack and pushes it back after, so it may be nowhere yet: then it
+    only forwards from now on, and :func:`_sweep_modes` takes it off once it is back.
+    """
+    mode.off = True
+    found = _remove_from_stack(mode)
+    dyn = sys.modules.get("torch._dynamo.variables.torch_function")
+    mgr = getattr(dyn, "torch_function_mode_stack_state_mgr", None)
+    saved = getattr(mgr, "stack", None)
+    if isinstance(saved, list) and any(m is mode for m in saved):
+        mgr.stack = [m for m in saved if m is not mode]
+        found = True
+    if not found:
+        _STALE_MODES.append(mode)
+        if not _SWEEP_HOOKS:
+            # Sweep at the next module call or optimizer step (neither runs inside a mode's
+            # __torch_function__): a script that keeps running gets its stack back soon.
+            from torch.optim import optimizer as optim_mod
+
+            mm = torch.nn.modules.module
+            _SWEEP_HOOKS.append(mm.register_module_forward_pre_hook(lambda *a: _sweep_modes()))
+            _SWEEP_HOOKS.append(optim_mod.register_optimizer_step_pre_hook(lambda *a: _sweep_modes()))
+
+
+_SWEEP_HOOKS: list[Any] = []
+
+
+def _sweep_modes() -> None:
+    """Take graphprobe modes left behind (see :func:`_leave_mode`) off the stack."""
+    for m in list(_STALE_MODES):
+        if _remove_from_stack(m):
+            _STALE_MODES.remove(m)
+    del _STALE_MODES[:-8]  # a mode that never came back: forget it (it only forwards)
+    if not _STALE_MODES:
+        while _SWEEP_HOOKS:
+            _SWEEP_HOOKS.pop().remove()
+
+
+def release_modes() -> None:
+    """Make sure nothing of graphprobe's stays on torch's function-mode stack (call when a run ends)."""
+    for m in _mode_stack():
+        if isinstance(m, _Mode) and m.off:
+            _remove_from_stack(m)
+    _STALE_MODES.clear()
+    _sweep_modes()
+
+
+_ORIG_MODE_EXIT = TorchFunctionMode.__exit__
+
+
+def _exit_by_identity(self: Any, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> None:
+    """``TorchFunctionMode.__exit__`` while a trace records: the mode leaving takes itself off
+    the stack, wherever it is (torch's own pops the top, which may be graphprobe's)."""
+    C = torch._C
+    n = C._len_torch_function_stack()
+    if n and C._get_function_stack_at(n - 1) is self:
+        C._pop_torch_function_stack()
+    elif not _remove_from_stack(self):
+        _ORIG_MODE_EXIT(self, exc_type, exc_val, exc_tb)
+
+
+# -- numpy doors ---------------------------------------------------------------------------------
+
+#: allocators whose result user code may fill by index: handed back watched (see TrackedArray)
+_NP_ALLOCATORS = ("zeros", "empty", "ones", "full", "zeros_like", "empty_like", "ones_like", "full_like")
+
+
+def _np_watch(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Wrap an allocator so that a buffer user code makes is watched for tagged writes.
+
+    Only calls from user code: numpy's, torch's and libraries' own buffers stay plain. A
+    ``*_like`` of a tracked array is a fresh buffer too: it takes the shape, not the tag.
+    """
+
+    def watch(*args: Any, **kwargs: Any) -> Any:
+        proto = args[0] if name.endswith("_like") and args else None
+        if isinstance(proto, TrackedArray):
+            args = (proto.view(np.ndarray),) + args[1:]
+        out = orig(*args, **kwargs)
+        tr = _ACTIVE
+        if tr is not None and type(out) is np.ndarray and threading.get_ident() == tr._thread \
+                and _is_user_file(sys._getframe(1).f_code.co_filename):
+            return out.view(TrackedArray)
+        return out
+
+    watch.__name__ = name
+    watch.__doc__ = orig.__doc__
+    watch.__wrapped__ = orig  # type: ignore[attr-defined]
+    return watch
+
+
 def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Wrap ``np.asarray``-like functions, which return a plain ndarray, so the tag survives."""
 
@@ -923,10 +1454,14 @@ def _np_keep_tag(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
         provs: list[Provenance] = []
         if isinstance(a, (TrackedArray, list, tuple, TrackedFloat, TrackedInt)):
             _collect(a, provs)
+        elif isinstance(a, np.ndarray):
+            p = tr._array_prov(a)
+            if p is not None:
+                provs.append(p)
         elif isinstance(a, torch.Tensor):
             p = tr._tensor_prov(a)
             if p is None and a.requires_grad:  # np.asarray(t) on a tensor that requires grad
-                fn = a.grad_fn
+                fn = _gfn(a)
                 p = Provenance("numpy", user_location(), (fn,) if fn is not None else (),
                                (weakref.ref(a),) if fn is None else ())
             if p is not None:

@@ -1,11 +1,17 @@
 """Shared fixtures: the seed's two nets, and a place for outputs."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 import pytest
 import torch
+from hypothesis import settings
+
+# No example database inside the checkout (.hypothesis/): runs stay reproducible and the tree clean.
+settings.register_profile("graphprobe-default", database=None)
+settings.load_profile("graphprobe-default")
 from torch import nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,3 +36,37 @@ def sample():
         return p
 
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_report():
+    """``sample_report("case4_numpy.py")``: the report ``graphprobe render`` makes of a sample.
+
+    Each sample runs once per session (in-process, as the CLI runs it), however many tests read it.
+    """
+    cache: dict[tuple[str, tuple[str, ...]], object] = {}
+
+    def run(name: str, *args: str):
+        key = (name, args)
+        if key not in cache:
+            from graphprobe.runner import RunOptions, run_script
+
+            cache[key] = run_script(RunOptions(os.path.join(SAMPLES, name), list(args))).report
+        return cache[key]
+
+    return run
+
+
+def other_samples(known):
+    """The single-process samples not in ``known``, as pytest params.
+
+    gpt2_tiny needs transformers (the gpt2 extra) and skips, saying so, without it.
+    """
+    out = []
+    for f in sorted(set(f for f in os.listdir(SAMPLES) if f.endswith(".py")) - set(known)
+                    - {"ddp_script.py", "fsdp_script.py"}):
+        if f == "gpt2_tiny.py" and importlib.util.find_spec("transformers") is None:
+            out.append(pytest.param(f, marks=pytest.mark.skip(reason="needs transformers (the gpt2 extra)")))
+        else:
+            out.append(f)
+    return out

@@ -24,6 +24,7 @@ from graphprobe.errors import (
     EXIT_NO_BACKWARD,
     EXIT_OUTPUT,
     EXIT_SCRIPT,
+    EXIT_USAGE,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -412,10 +413,10 @@ def _assert_one_clear_paragraph(err: str) -> str:
     ("syntax", EXIT_SCRIPT, ["syntax.py", "syntax error", "line 2"]),
     ("nobackward", EXIT_NO_BACKWARD, ["nobackward.py", "backward"]),
     ("raises", EXIT_SCRIPT, ["raises.py", "ValueError", "no data file here", "before its first backward"]),
-    ("badext", EXIT_OUTPUT, ["graph.xyz", ".svg"]),
-    ("noext", EXIT_OUTPUT, ["graph", ".json"]),
+    ("badext", EXIT_USAGE, ["graph.xyz", ".svg"]),
+    ("noext", EXIT_USAGE, ["graph", ".json"]),
     ("nodir", EXIT_OUTPUT, ["nodir", "does not exist"]),
-    ("isdir", EXIT_OUTPUT, ["adir.json"]),
+    ("isdir", EXIT_USAGE, ["adir.json", "folder"]),
 ])
 def test_bad_input_exit_code_and_message(capsys, cwd, case, code, words):
     for fname, text in BAD_SCRIPTS.items():

@@ -1,4 +1,4 @@
-"""CLI polish: --version, help examples, colours only on a TTY without NO_COLOR."""
+"""CLI options: --version, help examples, colours only on a TTY without NO_COLOR, bad numbers."""
 from __future__ import annotations
 
 import io
@@ -53,23 +53,3 @@ def test_colours_on_a_tty_only(monkeypatch, sample):
 def test_bad_numbers_are_usage_errors(flag, sample, capsys):
     assert main(["render", sample("case1_sum.py"), "-o", "-", *flag]) == 2
     assert "must be 1 or more" in capsys.readouterr().err
-
-
-def test_a_second_thread_cannot_start_a_trace_while_one_records():
-    import threading
-
-    errors = []
-
-    def other():
-        try:
-            with graphprobe.trace():
-                pass
-        except graphprobe.GraphprobeError as e:
-            errors.append(str(e))
-
-    with graphprobe.trace():
-        t = threading.Thread(target=other)
-        t.start()
-        t.join()
-        assert graphprobe.trace.__module__  # still recording here
-    assert errors and "another thread" in errors[0]

@@ -1,9 +1,8 @@
-"""Review fixes in the runner, the CLI and ``assert_grad_flow``, in-process on small scripts.
+"""Hosting a user's script: the runner and the CLI in-process on small scripts.
 
 A script that changes directory; ``sys.exit`` before the first backward; options after SCRIPT and
 ``--``; wrappers that leave the user's backward as it was (a generator of losses, a backward in
-another thread, ``retain_graph=None`` with ``create_graph=True``); ``assert_grad_flow`` with two
-targets of one name and with nothing to check; Ctrl-C after the first backward.
+another thread, ``retain_graph=None`` with ``create_graph=True``); Ctrl-C after the first backward.
 """
 from __future__ import annotations
 
@@ -17,9 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from graphprobe import assert_grad_flow
 from graphprobe.cli import main
-from graphprobe.errors import EXIT_BACKWARD_FAILED, EXIT_NO_BACKWARD, EXIT_SCRIPT, ProbeInputError
+from graphprobe.errors import EXIT_BACKWARD_FAILED, EXIT_NO_BACKWARD, EXIT_SCRIPT
 
 HEAD = """\
 import os, sys, threading
@@ -239,58 +237,7 @@ def test_retain_helper_reads_each_signature():
     assert _retain(([], None, False, True), {}, 2, 3) is False
 
 
-# -- 5. assert_grad_flow ------------------------------------------------------------------------
-
-class _AutoEncoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.Linear(3, 3)
-        self.dec = nn.Linear(3, 3)
-
-
-def _cut_loss(m: _AutoEncoder) -> torch.Tensor:
-    return m.dec(m.enc(torch.ones(2, 3)).detach()).sum()
-
-
-def test_assert_grad_flow_two_targets_of_one_name():
-    torch.manual_seed(0)
-    targets = [_AutoEncoder().enc, _AutoEncoder().dec]  # no frame variable names either module
-    loss = targets[1](targets[0](torch.ones(2, 3)).detach()).sum()
-    with pytest.raises(AssertionError) as ei:
-        assert_grad_flow(loss, *targets)
-    msg = str(ei.value)
-    assert "gradient does not reach 2 parameters" in msg
-    assert "weight" in msg and "bias" in msg
-    # The decoder is reached: passing it alone passes.
-    assert_grad_flow(loss, targets[1])
-
-
-def test_assert_grad_flow_enc_cut_off_is_caught():
-    torch.manual_seed(0)
-    m = _AutoEncoder()
-    with pytest.raises(AssertionError) as ei:
-        assert_grad_flow(_cut_loss(m), m.enc, m.dec)
-    # Neither module has a name in this frame: both are "linear", told apart by their index.
-    assert "linear0.weight" in str(ei.value) and "linear1" not in str(ei.value)
-
-
-def test_assert_grad_flow_with_nothing_to_check_raises():
-    def step() -> None:
-        w = torch.ones(3, requires_grad=True)
-        assert_grad_flow((w * 2).sum())
-
-    with pytest.raises(ProbeInputError, match="found no parameters to check"):
-        step()
-
-
-def test_assert_grad_flow_still_skips_frozen():
-    torch.manual_seed(0)
-    m = _AutoEncoder()
-    m.enc.requires_grad_(False)
-    assert_grad_flow(_cut_loss(m), m.enc, m.dec)
-
-
-# -- 6. Ctrl-C ----------------------------------------------------------------------------------
+# -- 5. Ctrl-C ----------------------------------------------------------------------------------
 
 def test_interrupt_after_first_backward_still_writes_the_report(tmp_path, monkeypatch, capsys):
     s = _script(tmp_path, """\

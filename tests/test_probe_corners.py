@@ -1,4 +1,4 @@
-"""Regression tests for review findings in the walk, the recorder and naming."""
+"""Corner cases of probe(): the freed check, a leaf given as a loss, loss names, np.array keywords, RNG state."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,0 +1,242 @@
+"""CLI manners: whole-sentence help, usage errors that exit 2, the script never overwritten, stdout
+holding the report alone, no contradicting progress line, crashes of our own (70), Ctrl-C (130)."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import graphprobe.cli as cli
+from graphprobe.cli import _parser, main
+from graphprobe.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
+
+ROOT = Path(__file__).resolve().parent.parent
+CASE4 = str(ROOT / "samples" / "case4_numpy.py")
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+# -- help ---------------------------------------------------------------------------------------
+
+def test_top_level_help_lists_whole_sentences(capsys):
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name, summary in cli.SUMMARIES.items():
+        assert summary.endswith(".") and summary[0].isupper()
+        assert " ".join(summary.split()) in out, (name, out)
+    assert "70" in out and "130" in out  # the exit codes are listed
+
+
+def test_every_flag_the_splitter_knows_is_an_option():
+    # _split decides what is ours by these names; one that _parser lacks (once --color) makes
+    # `check x.py --color` a usage error instead of an argument for the script.
+    known: set[str] = set()
+    for action in _parser()._subparsers._group_actions[0].choices["render"]._actions:  # type: ignore[union-attr]
+        known.update(action.option_strings)
+    assert cli._FLAGS | cli._VALUED <= known, (cli._FLAGS | cli._VALUED) - known
+
+
+# -- usage errors -------------------------------------------------------------------------------
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    script = tmp_path / "s.py"
+    script.write_text(Path(CASE4).read_text())
+    (tmp_path / "d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _usage(capsys, *argv: str) -> str:
+    rc = main(list(argv))
+    err = capsys.readouterr().err
+    assert rc == EXIT_USAGE == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("graphprobe:"), err
+    return err
+
+
+@pytest.mark.parametrize("output", ["s.py", "./d/../s.py", "{abs}", "link.svg", "hard.svg"])
+def test_output_that_is_the_script_is_refused(capsys, folder, output):
+    (folder / "link.svg").symlink_to(folder / "s.py")
+    os.link(folder / "s.py", folder / "hard.svg")
+    before = (folder / "s.py").read_bytes()
+    err = _usage(capsys, "render", "s.py", "-o", output.format(abs=folder / "s.py"), "-q")
+    assert "is the script" in err and "-o s.graph.svg" in err and "not run" in err
+    assert (folder / "s.py").read_bytes() == before
+    assert (folder / "link.svg").is_symlink()
+
+
+def test_default_output_that_is_the_script_is_refused(capsys, folder):
+    # A script named graph.svg, run from its folder: the default output is graph.svg.
+    os.rename(folder / "s.py", folder / "graph.svg")
+    before = (folder / "graph.svg").read_bytes()
+    err = _usage(capsys, "render", "graph.svg", "-q")
+    assert "default output graph.svg is the script" in err
+    assert (folder / "graph.svg").read_bytes() == before
+
+
+def test_folder_and_unknown_extension_say_what_to_do(capsys, folder):
+    assert "d/graph.svg" in _usage(capsys, "render", "s.py", "-o", "d", "-q")
+    err = _usage(capsys, "render", "s.py", "-o", "out.xyz", "-q")
+    assert ".svg" in err and "-o -" in err
+    assert sorted(os.listdir(folder)) == ["d", "s.py"]
+
+
+def test_write_report_refuses_an_unknown_extension_as_usage(tmp_path):
+    from graphprobe.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        cli.write_report(object(), str(tmp_path / "x.bmp"))
+    assert e.value.exit_code == 2
+
+
+# -- stdout holds the report alone --------------------------------------------------------------
+
+TALKY = (
+    "import sys, torch\n"
+    "print('SCRIPT SAYS HI')\n"
+    "w = torch.nn.Parameter(torch.ones(2))\n"
+    "(w * 2).sum().backward()\n"
+    "print('SCRIPT SAYS BYE')\n"
+)
+
+
+def _swap_streams(monkeypatch) -> tuple[io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    return out, err
+
+
+@pytest.mark.parametrize("argv", [["render", "-o", "-"], ["check"], ["render"]])
+def test_report_alone_on_stdout_script_output_on_stderr(tmp_path, monkeypatch, argv):
+    (tmp_path / "talky.py").write_text(TALKY)
+    monkeypatch.chdir(tmp_path)
+    out, err = _swap_streams(monkeypatch)
+    cmd, *rest = argv
+    rc = main([cmd, "talky.py", *rest, "-q"])
+    assert rc == 0, err.getvalue()
+    assert sys.stdout is out  # put back
+    assert "SCRIPT SAYS HI" in err.getvalue() and "SCRIPT SAYS HI" not in out.getvalue()
+    assert out.getvalue().startswith("graphprobe: 1 loss")
+
+
+def test_script_output_stays_on_stdout_when_the_report_goes_to_a_file(tmp_path, monkeypatch):
+    (tmp_path / "talky.py").write_text(TALKY)
+    monkeypatch.chdir(tmp_path)
+    out, err = _swap_streams(monkeypatch)
+    assert main(["render", "talky.py", "-o", "g.json", "-q"]) == 0, err.getvalue()
+    assert "SCRIPT SAYS HI" in out.getvalue()
+
+
+@pytest.mark.parametrize("body, code", [
+    ("raise ValueError('before')\n", 3),
+    ("raise KeyboardInterrupt\n", EXIT_INTERRUPTED),
+    ("sys.stdout = open(os.devnull, 'w')\nraise SystemExit(4)\n", 3),
+])
+def test_stdout_is_put_back_on_every_way_out(tmp_path, monkeypatch, body, code):
+    (tmp_path / "s.py").write_text("import os, sys\nprint('x')\n" + body)
+    monkeypatch.chdir(tmp_path)
+    out, err = _swap_streams(monkeypatch)
+    assert main(["render", "s.py", "-o", "-", "-q"]) == code, err.getvalue()
+    assert sys.stdout is out and out.getvalue() == ""
+
+
+def test_no_progress_line_contradicts_the_error(tmp_path, monkeypatch):
+    (tmp_path / "s.py").write_text("import torch\nraise RuntimeError('no data')\n")
+    monkeypatch.chdir(tmp_path)
+    out, err = _swap_streams(monkeypatch)
+    assert main(["render", "s.py", "-o", "g.svg"]) == 3
+    text = err.getvalue()
+    assert "before its first backward" in text
+    assert "walking" not in text, text
+
+
+# -- a crash of our own -------------------------------------------------------------------------
+
+def _boom(*args, **kwargs):
+    raise TypeError("an internal bug\nsecond line")
+
+
+def test_internal_crash_exits_70_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRAPHPROBE_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "write_report", _boom)
+    assert main(["render", CASE4, "-o", "g.svg", "-q"]) == EXIT_INTERNAL == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "bug in graphprobe" in err and "not in your script" in err
+    assert "TypeError: an internal bug" in err and "report it" in err and "GRAPHPROBE_DEBUG=1" in err
+
+
+def test_internal_crash_traceback_with_graphprobe_debug(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GRAPHPROBE_DEBUG", "1")
+    monkeypatch.setattr(cli, "write_report", _boom)
+    assert main(["render", CASE4, "-o", "g.svg", "-q"]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "_boom" in err
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------
+
+def test_ctrl_c_while_torch_imports_is_one_line(tmp_path):
+    # A stand-in torch whose import is interrupted: deterministic, unlike a timed signal.
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    (tmp_path / "s.py").write_text("import torch\n")
+    env = _env()
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + str(fake)
+    for cmd in ([sys.executable, "-m", "graphprobe"],
+                [sys.executable, "-c", "from graphprobe.cli import main_entry; main_entry()"]):
+        done = subprocess.run(cmd + ["render", "s.py", "-o", "g.svg"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 130, done.stderr
+        assert done.stderr == "graphprobe: interrupted\n", done.stderr
+
+
+def test_importing_graphprobe_does_not_import_torch():
+    code = "import sys, graphprobe, graphprobe.cli; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_real_sigint_gives_130_and_one_line(tmp_path):
+    # The script never calls backward; SIGINT lands while torch imports or while it sleeps.
+    (tmp_path / "s.py").write_text("import time\nimport torch\nwhile True:\n    time.sleep(0.01)\n")
+    p = subprocess.Popen([sys.executable, "-m", "graphprobe", "render", "s.py", "-o", "g.svg", "-q"],
+                         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert err == "graphprobe: interrupted\n", err
+    assert os.listdir(tmp_path) == ["s.py"]
+
+
+def test_lazy_package_keeps_functions_over_submodules():
+    code = ("import graphprobe.runner, graphprobe.assertions, graphprobe\n"
+            "import types\n"
+            "assert callable(graphprobe.probe) and callable(graphprobe.trace), graphprobe.probe\n"
+            "from graphprobe import probe, trace, Report, assert_grad_flow, analysis\n"
+            "assert isinstance(analysis, types.ModuleType)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
