@@ -146,11 +146,49 @@ class Known:
     modules: dict[int, str] = field(default_factory=dict)
     optimizers: list[str] = field(default_factory=list)
     uninitialized: list[str] = field(default_factory=list)  # lazy parameters, left out of params
+    optimizer_ids: dict[int, str] = field(default_factory=dict)  # id() of each optimizer -> its name
 
     def module_path(self, module: Any) -> str:
         """The path of a module object, or its class name when it was not found by name."""
         path = self.modules.get(id(module))
         return path if path is not None else type(module).__name__
+
+    def merged(self, other: "Known") -> "Known":
+        """These names, and what only ``other`` found (named as there, ``#2`` where taken).
+
+        The runner names what each backward of a step can see, the earliest first: a script
+        may rebind ``model`` or leave the method before the step ends.
+        Complexity: O(P + M) over both.
+        """
+        out = Known(dict(self.params), dict(self.modules), list(self.optimizers),
+                    list(self.uninitialized), dict(self.optimizer_ids))
+        rename: dict[str, str] = {}
+        for oid, name in other.optimizer_ids.items():
+            new = out.optimizer_ids.get(oid)
+            if new is None:
+                new, k = name, 1
+                while new in out.optimizers:
+                    k += 1
+                    new = f"{name}#{k}"
+                out.optimizer_ids[oid] = new
+                out.optimizers.append(new)
+            rename[name] = new
+        for mid, path in other.modules.items():
+            out.modules.setdefault(mid, path)
+        for name in other.uninitialized:
+            if name not in out.uninitialized:
+                out.uninitialized.append(name)
+        for pid, info in other.params.items():
+            opts = [rename.get(o, o) for o in info.optimizers]
+            mine = out.params.get(pid)
+            if mine is None:
+                out.params[pid] = ParamInfo(info.name, info.module, info.tensor, opts, info.is_module_param)
+            else:
+                out.params[pid] = ParamInfo(mine.name, mine.module, mine.tensor,
+                                            mine.optimizers + [o for o in opts if o not in mine.optimizers],
+                                            mine.is_module_param)
+        _finish_names(out)
+        return out
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -506,6 +544,7 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
             name = f"{base}#{k}"
         taken_opt.add(name)
         known.optimizers.append(name)
+        known.optimizer_ids[id(opt)] = name
         for gi, group in enumerate(opt.param_groups):
             for pi, p in enumerate(group["params"]):
                 if not isinstance(p, torch.Tensor) or is_uninitialized(p):
@@ -527,7 +566,12 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
                     known.params[id(p)] = info
                 if name not in info.optimizers:
                     info.optimizers.append(name)
-    # Two parameters found under one name (a local and a global `net`): the second is "#2".
+    _finish_names(known)
+    return known
+
+
+def _finish_names(known: Known) -> None:
+    """Number the parameters in order; two found under one name: the second is ``#2``."""
     taken: set[str] = set()
     for i, info in enumerate(known.params.values()):
         info.order = i
@@ -536,7 +580,6 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
             k += 1
             info.name = f"{base}#{k}"
         taken.add(info.name)
-    return known
 
 
 def _add_params(known: Known, params: Any, namespaces: list[Mapping[str, Any]]) -> None:

@@ -133,8 +133,12 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  locations: Sequence[str | None] | None = None,
                  freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None,
                  confirm: bool | None = None,
-                 confirmed: Sequence[set[int] | None] | None = None) -> Report:
+                 confirmed: Sequence[set[int] | None] | None = None,
+                 known: Known | None = None) -> Report:
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
+
+    ``known`` holds names found earlier (the runner's, at each backward); they win over what
+    ``frame`` shows now.
 
     ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
     (the runner finds them when a backward fails), ``locations`` where each loss's backward ran.
@@ -148,7 +152,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gc.disable()
     try:
         return _build(losses, frame, params, names, trace, check_freed, terms, locations, freed_fns,
-                      var_names, confirm, confirmed)
+                      var_names, confirm, confirmed, known)
     finally:
         if gc_was_on:
             gc.enable()
@@ -158,13 +162,15 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            names: Sequence[str] | Mapping[int, str] | None, trace: Any, check_freed: bool,
            terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
            var_names: tuple[dict, dict] | None, confirm: bool | None,
-           confirmed: Sequence[set[int] | None] | None) -> Report:
+           confirmed: Sequence[set[int] | None] | None, earlier: Known | None = None) -> Report:
     from .trace import active_trace
 
     tr = trace if trace is not None else active_trace()
     # The live recorder knows every module that ran and optimizer built (a snapshot does not).
     registry = tr if hasattr(tr, "modules_seen") else active_trace()
     known = collect_known(frame, params, registry=registry)
+    if earlier is not None:
+        known = earlier.merged(known)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
     terms = [r for r in terms if all(r.tensor is not t for t in losses)]

@@ -30,7 +30,7 @@ import torch
 
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
-from .names import frame_namespaces, loss_terms, name_of
+from .names import collect_known, frame_namespaces, loss_terms, name_of
 from .probe import FIX_FREED, build_report, frame_tensors
 from .report import Report
 from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
@@ -93,6 +93,8 @@ class _Capture:
         self.errors: list[dict[str, Any]] = []
         self.freed_fns: list[Any] = []
         self.frame: Any = None
+        self.known: Any = None  # names as each backward of the step saw them, merged (names.Known)
+        self.call_known: Any = None  # this backward's
         self.terms: list[Root] = []
         self.snapshot = TraceSnapshot()
         self.fn_names: dict[Any, str] = {}
@@ -193,6 +195,9 @@ class _Capture:
                 self.terms.append(Root(k, v, site))
         self.calls.append(_Call(site, roots, retain))
         self.frame = frame
+        # Names as this backward sees them: by the step's end the script may have rebound them.
+        self.call_known = collect_known(frame, registry=self.tr)
+        self.known = self.call_known if self.known is None else self.known.merged(self.call_known)
         # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
         self.snapshot.add(self.tr)
         fns, leaves = frame_tensors(frame)
@@ -203,10 +208,9 @@ class _Capture:
 
     def hook_params(self, frame: Any, got: set[int]) -> list[Any]:
         """Hooks on every known parameter that note, in ``got``, the ones a gradient reaches."""
-        from .names import collect_known
-
         handles = []
-        for pid, info in collect_known(frame, registry=self.tr).params.items():
+        known = self.call_known if self.call_known is not None else collect_known(frame, registry=self.tr)
+        for pid, info in known.params.items():
             p = info.tensor
             if p.requires_grad and p.is_leaf:
                 handles.append(p.register_hook(lambda grad, pid=pid: _note(got, pid, grad)))
@@ -294,6 +298,7 @@ class _Capture:
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
                 freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
                 confirmed=[c.reached if len(c.roots) == 1 else None for c in self.calls for _ in c.roots],
+                known=self.known,
             )
             for err in self.errors:
                 if err["kind"] == "backward_twice":
@@ -304,6 +309,7 @@ class _Capture:
         self.terms.clear()
         self.freed_fns = []
         self.frame = None
+        self.known = self.call_known = None
         self.snapshot = TraceSnapshot()
         self.fn_names, self.leaf_names = {}, {}
         self.tr.clear()

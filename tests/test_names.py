@@ -85,7 +85,8 @@ def test_trainer_class_names_its_parameters_through_self_and_finds_its_optimizer
 def test_a_name_means_what_the_innermost_frame_binding_it_says(tmp_path):
     # Layers in a plain list, each with its own optimizer (forward-forward): in the layer's own
     # method `self` is that layer, so the outer frame's `self` (the net) is not used to name
-    # the others, which go by the global `net`.
+    # the others, which go by the global `net`. Names are taken at the step's first backward
+    # (layer 0's): a later backward's names fill in only what it had not named.
     rep = _run(tmp_path, """
         import torch
         from torch import nn
@@ -117,7 +118,7 @@ def test_a_name_means_what_the_innermost_frame_binding_it_says(tmp_path):
     """, steps=3)
     names = _names(rep)
     assert names == {"self.weight": ["self.opt"], "self.bias": ["self.opt"],
-                     "net.layers[0].weight": ["net.layers[0].opt"], "net.layers[0].bias": ["net.layers[0].opt"]}
+                     "net.layers[1].weight": ["net.layers[1].opt"], "net.layers[1].bias": ["net.layers[1].opt"]}
 
 
 # -- a Hugging Face-style trainer -----------------------------------------------------------------
@@ -477,3 +478,79 @@ def test_a_module_built_inside_forward_is_named_by_its_parent():
     mods = set(_module_counts(rep))
     assert {"net.fc", "net.proj", "net.<Linear>"} <= mods
     assert {"net.proj.weight", "net.<Linear>.weight"} <= set(_names(rep))
+
+
+def test_names_are_taken_at_the_backward_not_after_the_script_rebinds_them(tmp_path):
+    # word_language_model's shape: one backward, then the script reloads another model into the
+    # same variable before it ends (the step ends with the script).
+    rep = _run(tmp_path, """
+        import torch
+        from torch import nn
+
+        model = nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = model(torch.randn(2, 3)).sum()
+        loss.backward()
+        opt.step()
+        model = nn.Linear(3, 1)  # "the best model", reloaded for testing
+    """)
+    names = _names(rep)
+    assert sorted(rep.reaches["loss"]) == ["model.bias", "model.weight"]
+    assert names["model.weight"] == ["opt"] and names["model.bias"] == ["opt"]
+
+
+def test_each_backward_names_what_it_sees_and_one_optimizer_keeps_one_name(tmp_path):
+    # Two layers each with its own `self.opt` (forward-forward), both backwards in one step:
+    # the second backward's `self.opt` is another optimizer than the first's.
+    rep = _run(tmp_path, """
+        import torch
+        from torch import nn
+
+        class Layer(nn.Linear):
+            def __init__(self):
+                super().__init__(4, 4)
+                self.opt = torch.optim.SGD(self.parameters(), lr=0.1)
+
+            def fit(self, x):
+                loss = self(x).pow(2).mean()
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                return self(x).detach()
+
+        layers = [Layer(), Layer()]
+
+        def train(x):
+            for layer in layers:
+                x = layer.fit(x)
+
+        train(torch.randn(2, 4))
+        train(torch.randn(2, 4))
+    """, steps=1)
+    names = _names(rep)
+    # However many of the backwards the step holds, no two parameters share a name and each
+    # optimizer is listed under one name.
+    assert len(names) == 4
+    by_opt: dict[str, set[str]] = {}
+    for n, opts in names.items():
+        assert len(opts) == 1, names
+        by_opt.setdefault(opts[0], set()).add(n.rsplit(".", 1)[0])
+    assert all(len(mods) == 1 for mods in by_opt.values()), by_opt
+
+
+def test_merged_keeps_one_name_per_optimizer_object_and_per_parameter():
+    class Layer(nn.Linear):
+        def __init__(self):
+            super().__init__(2, 2)
+            self.opt = torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def known_here(self):
+            return collect_known(sys._getframe())
+
+    a, b = Layer(), Layer()
+    first, second = a.known_here(), b.known_here()  # both call their layer `self`, its optimizer `self.opt`
+    merged = first.merged(second)
+    names = {info.name: info.optimizers for info in merged.params.values()}
+    assert names == {"self.weight": ["self.opt"], "self.bias": ["self.opt"],
+                     "b.weight": ["b.opt"], "b.bias": ["b.opt"]}
+    assert merged.optimizer_ids == {id(a.opt): "self.opt", id(b.opt): "b.opt"}
