@@ -37,6 +37,8 @@ from __future__ import annotations
 import ast
 import gc
 import linecache
+import os
+import sysconfig
 import types
 from collections import deque
 from dataclasses import dataclass, field
@@ -201,44 +203,84 @@ def frame_namespaces(frame: types.FrameType | None) -> list[Mapping[str, Any]]:
     return [frame.f_locals, frame.f_globals]
 
 
+def _library_dirs() -> tuple[str, ...]:
+    dirs = set()
+    for key in ("purelib", "platlib", "stdlib", "platstdlib"):
+        d = sysconfig.get_paths().get(key)
+        if d:
+            dirs.add(os.path.realpath(d) + os.sep)
+    return tuple(sorted(dirs))
+
+
+_LIBRARY: dict[str, bool] = {}
+
+
+def _is_library(fname: str) -> bool:
+    """Code of an installed package or of the standard library (pytest's, IPython's, runpy's)."""
+    r = _LIBRARY.get(fname)
+    if r is None:
+        global _LIBRARY_DIRS
+        if _LIBRARY_DIRS is None:
+            _LIBRARY_DIRS = _library_dirs()
+        r = fname.startswith("<frozen") or os.path.realpath(fname).startswith(_LIBRARY_DIRS)
+        _LIBRARY[fname] = r
+    return r
+
+
+_LIBRARY_DIRS: tuple[str, ...] | None = None
+
+
 def user_frames(frame: types.FrameType | None, limit: int = _MAX_FRAMES) -> list[types.FrameType]:
-    """``frame`` and the user frames that called it, innermost first (library frames skipped)."""
+    """``frame`` and the frames that called it whose names a user may know, innermost first.
+
+    torch's, numpy's and graphprobe's frames are left out. An installed library's frames count
+    until the first frame of the user's own code: a Hugging Face Trainer's method that calls
+    backward holds ``self.model``; pytest's or IPython's frames around the user's code do not.
+    """
     out: list[types.FrameType] = []
     f = frame
+    own = False  # met a frame of the user's own code (neither a library's nor the stdlib's)
     while f is not None and len(out) < limit:
-        if f is frame or is_user_file(f.f_code.co_filename):
-            out.append(f)
+        fname = f.f_code.co_filename
+        if f is frame or is_user_file(fname):
+            lib = _is_library(fname)
+            if not (own and lib):
+                out.append(f)
+            own = own or not lib
         f = f.f_back
     return out
 
 
-def _stack_namespaces(frame: types.FrameType | None) -> list[Mapping[str, Any]]:
-    """The user frames' namespaces in rank order, each dict once.
+def _stack_namespaces(frame: types.FrameType | None) -> list[tuple[Mapping[str, Any], types.FrameType | None]]:
+    """The user frames' namespaces in rank order, each dict once, with the frame whose code binds them.
 
     Frames outwards from ``frame``; a run of consecutive frames running code of one module (a
     method and the method that called it) gives its frames' locals, innermost first, then that
     module's globals; then the next module's frames. So a module's globals come after the
     locals its own code can see (``self.model`` before ``trainer.model``), and before a caller
-    in another file (a harness holding the script's namespace).
+    in another file (a harness holding the script's namespace). A globals dict comes with the
+    module's own frame when that is on the stack (the script's top level), else None.
     """
-    out: list[Mapping[str, Any]] = []
+    out: list[tuple[Mapping[str, Any], types.FrameType | None]] = []
     seen: set[int] = set()
+    frames = user_frames(frame)
+    top = {id(f.f_globals): f for f in frames if f.f_locals is f.f_globals}
 
-    def add(ns: Mapping[str, Any]) -> None:
+    def add(ns: Mapping[str, Any], f: types.FrameType | None) -> None:
         if id(ns) not in seen:
             seen.add(id(ns))
-            out.append(ns)
+            out.append((ns, f))
 
     pending: Mapping[str, Any] | None = None
-    for f in user_frames(frame):
+    for f in frames:
         g = f.f_globals
         if pending is not None and pending is not g:
-            add(pending)
+            add(pending, top.get(id(pending)))
         pending = g
         if f.f_locals is not g:
-            add(f.f_locals)
+            add(f.f_locals, f)
     if pending is not None:
-        add(pending)
+        add(pending, top.get(id(pending)))
     return out
 
 
@@ -321,30 +363,63 @@ def _searchable(v: Any) -> bool:
     return mod.partition(".")[0] not in _OPAQUE_PACKAGES
 
 
-def _search(namespaces: Sequence[Mapping[str, Any]]) -> _Found:
+def _loop_bound(f: types.FrameType | None) -> set[str]:
+    """Names the code of ``f`` binds only inside loops (``for net, opt in zip(nets, opts)``)."""
+    if f is None:
+        return set()
+    code = f.f_code
+    key = (code.co_filename, code.co_firstlineno)
+    if key not in _LOOP_NAMES:
+        scope = _scope_of(code)
+        _LOOP_NAMES[key] = _bindings(scope) if scope is not None else None
+    bindings = _LOOP_NAMES[key]
+    if not bindings:
+        return set()
+    return {name for name, spans in bindings.items() if spans and all(sp is not None for sp in spans)}
+
+
+def _search(namespaces: Sequence[tuple[Mapping[str, Any], types.FrameType | None]]) -> _Found:
     """Breadth-first from each namespace's public variables, namespaces in rank order.
+
+    A name bound to another object in a more local namespace is shadowed there and not used
+    (it means what the most local frame binding it says: an outer frame's ``self``, another
+    object, would make ``self.layers[0]`` read as the inner ``self``'s). Two kinds of names are
+    used only for what no other name reaches: one the stack binds to several objects (``self``
+    of a layer called by ``self`` of its net), and one its code binds only inside a loop (``net``
+    in ``for net in nets``, one of several in turn): ``nets[1]`` says which.
 
     Notes
     -----
     Complexity: O(objects expanded), at most ``_MAX_OBJECTS``, each read up to ``_MAX_ITEMS``
-    entries. The first path found for an object is its best: namespaces come in rank order and,
-    within one, breadth first means fewest steps.
+    entries, plus one parse of a frame's source file per function (cached). The first path
+    found for an object is its best: seeds come in rank order and, within one namespace,
+    breadth first means fewest steps.
     """
     found = _Found()
     seen: set[int] = set()
-    bound: dict[str, Any] = {}  # variable name -> the object a more local namespace binds it to
-    budget = _MAX_OBJECTS
-    for ns in namespaces:
-        queue: deque[tuple[str, Any, int]] = deque()
+    bound: dict[str, Any] = {}  # variable name -> the object the most local namespace binds it to
+    several: set[str] = set()  # names the stack binds to more than one object
+    seeds: list[list[tuple[str, Any]]] = []
+    for ns, _ in namespaces:
         items = [(k, v) for k, v in list(ns.items()) if isinstance(k, str) and not k.startswith("_")]
+        keep = []
         for k, v in items:
-            # A name means what the most local frame binding it says: an outer frame's `self`
-            # (another object) would make `self.layers[0]` read as the inner `self`'s.
             if k in bound and bound[k] is not v:
+                several.add(k)
                 continue
-            queue.append((k, v, 0))
+            keep.append((k, v))
         for k, v in items:
             bound.setdefault(k, v)
+        seeds.append(keep)
+    later: list[list[tuple[str, Any]]] = []
+    for i, (_, f) in enumerate(namespaces):
+        candidates = [(k, v) for k, v in seeds[i] if _searchable(v) or isinstance(v, torch.optim.Optimizer)]
+        loops = _loop_bound(f) if candidates else set()
+        later.append([(k, v) for k, v in candidates if k in several or k in loops])
+        seeds[i] = [(k, v) for k, v in seeds[i] if k not in several and k not in loops]
+    budget = _MAX_OBJECTS
+    for roots in seeds + later:
+        queue: deque[tuple[str, Any, int]] = deque((k, v, 0) for k, v in roots)
         while queue and budget > 0:
             path, v, hops = queue.popleft()
             if isinstance(v, torch.Tensor):

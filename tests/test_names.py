@@ -82,11 +82,10 @@ def test_trainer_class_names_its_parameters_through_self_and_finds_its_optimizer
     assert {p["module"] for p in rep.params} == {"self.enc", "self.head"}
 
 
-def test_a_name_means_what_the_innermost_frame_binding_it_says(tmp_path):
-    # Layers in a plain list, each with its own optimizer (forward-forward): in the layer's own
-    # method `self` is that layer, so the outer frame's `self` (the net) is not used to name
-    # the others, which go by the global `net`. Names are taken at the step's first backward
-    # (layer 0's): a later backward's names fill in only what it had not named.
+def test_a_name_the_stack_binds_to_several_objects_gives_way_to_one_that_says_which(tmp_path):
+    # Layers in a plain list, each with its own optimizer (forward-forward). `self` is a layer in
+    # the method that calls backward and the net in its caller, and `layer` is a loop variable
+    # (one layer, then the next): `self.weight` or `layer.weight` would not say which layer.
     rep = _run(tmp_path, """
         import torch
         from torch import nn
@@ -117,8 +116,7 @@ def test_a_name_means_what_the_innermost_frame_binding_it_says(tmp_path):
         net.train_all(torch.randn(8, 4))
     """, steps=3)
     names = _names(rep)
-    assert names == {"self.weight": ["self.opt"], "self.bias": ["self.opt"],
-                     "net.layers[1].weight": ["net.layers[1].opt"], "net.layers[1].bias": ["net.layers[1].opt"]}
+    assert names == {f"net.layers[{i}].{w}": [f"net.layers[{i}].opt"] for i in (0, 1) for w in ("weight", "bias")}
 
 
 # -- a Hugging Face-style trainer -----------------------------------------------------------------
@@ -554,3 +552,15 @@ def test_merged_keeps_one_name_per_optimizer_object_and_per_parameter():
     assert names == {"self.weight": ["self.opt"], "self.bias": ["self.opt"],
                      "b.weight": ["b.opt"], "b.bias": ["b.opt"]}
     assert merged.optimizer_ids == {id(a.opt): "self.opt", id(b.opt): "b.opt"}
+
+
+def test_a_model_bound_by_a_loop_is_named_through_the_list_it_comes_from():
+    # An ensemble: `net` is each model in turn; nets[1] says which one.
+    nets = [nn.Linear(3, 1) for _ in range(2)]
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+    reports = []
+    for net, opt in zip(nets, opts):
+        reports.append(graphprobe.probe(net(torch.randn(2, 3)).sum()))
+    last = reports[-1]
+    assert _names(last) == {f"nets[{i}].{w}": [f"opts[{i}]"] for i in (0, 1) for w in ("weight", "bias")}
+    assert sorted(last.reaches["loss[0]"]) == ["nets[1].bias", "nets[1].weight"]
