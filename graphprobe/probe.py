@@ -137,8 +137,8 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  known: Known | None = None) -> Report:
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
 
-    ``known`` holds names found earlier (the runner's, at each backward); they win over what
-    ``frame`` shows now.
+    ``known`` holds names found earlier (the runner's, at each backward of the step); given,
+    ``frame`` is not searched again.
 
     ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
     (the runner finds them when a backward fails), ``locations`` where each loss's backward ran.
@@ -168,9 +168,9 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     tr = trace if trace is not None else active_trace()
     # The live recorder knows every module that ran and optimizer built (a snapshot does not).
     registry = tr if hasattr(tr, "modules_seen") else active_trace()
-    known = collect_known(frame, params, registry=registry)
-    if earlier is not None:
-        known = earlier.merged(known)
+    # The runner names what each backward saw; by now the script may have rebound its names
+    # (word_language_model reloads `model` before the step ends) or left the method.
+    known = earlier if earlier is not None else collect_known(frame, params, registry=registry)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
     terms = [r for r in terms if all(r.tensor is not t for t in losses)]
