@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import itertools
 import linecache
 import os
 import sysconfig
@@ -49,8 +50,8 @@ from torch import nn
 
 from .locations import is_user_file
 
-__all__ = ["ParamInfo", "Known", "Registry", "collect_known", "frame_namespaces", "user_frames",
-           "name_of", "strip_wrapper", "loss_terms", "is_uninitialized"]
+__all__ = ["ParamInfo", "Known", "Registry", "collect_known", "name_hidden", "frame_namespaces",
+           "user_frames", "name_of", "strip_wrapper", "loss_terms", "is_uninitialized"]
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -67,8 +68,8 @@ _WRAPPERS = {
 
 _MAX_FRAMES = 64  # user frames searched, innermost first
 _MAX_HOPS = 4  # attribute / item / closure steps from a variable: self.trainer.nets[1] is 3
-_MAX_ITEMS = 256  # items read per list, tuple or dict
-_MAX_OBJECTS = 20_000  # objects expanded per search: a big heap of user objects stays cheap
+_MAX_ITEMS = 128  # items read per list, tuple or dict
+_MAX_VISITS = 20_000  # values looked at per search (a few ms): a cluttered heap stays cheap
 # Objects of these packages hold no module or optimizer a user would name through them (a
 # DataLoader, a DataFrame, a figure), and can be large: they are not searched.
 _OPAQUE_PACKAGES = frozenset({
@@ -319,14 +320,10 @@ def _children(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
             yield f"{path}[{i}]", v
         return
     if isinstance(obj, dict):
-        n = 0
-        for k, v in list(obj.items()):
+        for k, v in list(itertools.islice(obj.items(), _MAX_ITEMS)):
             ks = _key(k)
             if ks is not None:
                 yield f"{path}{ks}", v
-            n += 1
-            if n >= _MAX_ITEMS:
-                return
         return
     if isinstance(obj, types.FunctionType):
         # A closure's variables go by the names its body uses (model, opt).
@@ -344,7 +341,7 @@ def _children(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
     if not isinstance(d, dict):
         return
     is_module = isinstance(obj, nn.Module)
-    for k, v in list(d.items())[:_MAX_ITEMS]:
+    for k, v in list(itertools.islice(d.items(), _MAX_ITEMS)):
         if not isinstance(k, str) or k.startswith("__"):
             continue
         if is_module and (k in _MODULE_OWN or k.startswith("_")):
@@ -352,15 +349,40 @@ def _children(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield f"{path}.{k}", v
 
 
+# What a value is to the search, by its type (cached: a heap has few types, many values).
+_SKIP, _TENSOR, _OPTIMIZER, _SEARCH = 0, 1, 2, 3
+_CATEGORY: dict[type, int] = {}
+
+
+def _category(t: type) -> int:
+    """``_TENSOR``, ``_OPTIMIZER``, ``_SEARCH`` (may hold a module or an optimizer a user would
+    name through it: a container, a module, a user's object, a closure) or ``_SKIP``.
+
+    By type and ``issubclass``, never ``isinstance`` on the value: ``torch.Tensor``'s
+    metaclass makes that check cost microseconds, and a proxy may answer ``__class__`` oddly.
+    """
+    c = _CATEGORY.get(t)
+    if c is None:
+        if issubclass(t, torch.Tensor):
+            c = _TENSOR
+        elif issubclass(t, torch.optim.Optimizer):
+            c = _OPTIMIZER
+        elif issubclass(t, _ATOMS) or issubclass(t, (type, types.ModuleType, types.BuiltinFunctionType,
+                                                     types.MethodType, types.FrameType, types.CodeType)):
+            c = _SKIP
+        elif issubclass(t, (list, tuple, dict, types.FunctionType, nn.Module, _SCHEDULERS)):
+            c = _SEARCH  # (an LR scheduler leads to its optimizer: sched.optimizer)
+        else:
+            mod = getattr(t, "__module__", None)
+            c = _SKIP if (mod or "").partition(".")[0] in _OPAQUE_PACKAGES else _SEARCH
+        if len(_CATEGORY) < 10_000:
+            _CATEGORY[t] = c
+    return c
+
+
 def _searchable(v: Any) -> bool:
     """Whether ``v`` may hold a module or an optimizer a user would name through it."""
-    if isinstance(v, _ATOMS) or isinstance(v, (type, types.ModuleType, types.BuiltinFunctionType,
-                                               types.MethodType, types.FrameType, types.CodeType)):
-        return False
-    if isinstance(v, (list, tuple, dict, types.FunctionType, nn.Module, _SCHEDULERS)):
-        return True  # (an LR scheduler leads to its optimizer: sched.optimizer)
-    mod = getattr(type(v), "__module__", None) or ""
-    return mod.partition(".")[0] not in _OPAQUE_PACKAGES
+    return _category(type(v)) == _SEARCH
 
 
 def _loop_bound(f: types.FrameType | None) -> set[str]:
@@ -390,8 +412,8 @@ def _search(namespaces: Sequence[tuple[Mapping[str, Any], types.FrameType | None
 
     Notes
     -----
-    Complexity: O(objects expanded), at most ``_MAX_OBJECTS``, each read up to ``_MAX_ITEMS``
-    entries, plus one parse of a frame's source file per function (cached). The first path
+    Complexity: O(values looked at), at most ``_MAX_VISITS`` (breadth first, so what the budget
+    cuts is the deepest clutter), plus one parse of a frame's source file per function (cached). The first path
     found for an object is its best: seeds come in rank order and, within one namespace,
     breadth first means fewest steps.
     """
@@ -413,36 +435,36 @@ def _search(namespaces: Sequence[tuple[Mapping[str, Any], types.FrameType | None
         seeds.append(keep)
     later: list[list[tuple[str, Any]]] = []
     for i, (_, f) in enumerate(namespaces):
-        candidates = [(k, v) for k, v in seeds[i] if _searchable(v) or isinstance(v, torch.optim.Optimizer)]
+        candidates = [(k, v) for k, v in seeds[i] if _category(type(v)) in (_SEARCH, _OPTIMIZER)]
         loops = _loop_bound(f) if candidates else set()
         later.append([(k, v) for k, v in candidates if k in several or k in loops])
         seeds[i] = [(k, v) for k, v in seeds[i] if k not in several and k not in loops]
-    budget = _MAX_OBJECTS
+    budget = _MAX_VISITS
     for roots in seeds + later:
         queue: deque[tuple[str, Any, int]] = deque((k, v, 0) for k, v in roots)
         while queue and budget > 0:
             path, v, hops = queue.popleft()
-            if isinstance(v, torch.Tensor):
+            cat = _category(type(v))
+            if cat == _TENSOR:
                 if v.requires_grad and v.grad_fn is None and id(v) not in found.tensors:
                     found.tensors[id(v)] = path
                 continue
-            if id(v) in seen:
-                continue
-            if isinstance(v, torch.optim.Optimizer):
-                seen.add(id(v))
-                found.optimizers.append((path, v))
-                continue
-            if not _searchable(v):
+            if cat == _SKIP or id(v) in seen:
                 continue
             seen.add(id(v))
+            if cat == _OPTIMIZER:
+                found.optimizers.append((path, v))
+                continue
             if isinstance(v, nn.Module):
                 found.modules.append((path, v))
             if hops >= _MAX_HOPS:
                 continue
-            budget -= 1
             for child_path, child in _children(v, path):
-                if isinstance(child, torch.Tensor) or _searchable(child) or isinstance(child, torch.optim.Optimizer):
+                budget -= 1
+                if _category(type(child)) != _SKIP:
                     queue.append((child_path, child, hops + 1))
+                if budget <= 0:
+                    break
     return found
 
 
@@ -546,6 +568,48 @@ def _gc_optimizers() -> list[torch.optim.Optimizer]:
     if not classes:
         return []
     return [o for o in gc.get_referrers(*classes) if type(o) in classes]
+
+
+def name_hidden(tensors: Sequence[torch.Tensor], taken: Iterable[str] = ()) -> Known:
+    """Names for parameters no variable or registry reached: through the live modules that hold them.
+
+    The garbage collector's objects are matched by exact type against every ``nn.Module``
+    class (in C, as in :func:`_gc_optimizers`); the outermost module holding one of ``tensors``
+    is named by its class (``Net.fc.weight``), ``#2`` for a second of one class or a name in
+    ``taken``. Run only when the walk met a parameter ``collect_known`` had not named.
+
+    Notes
+    -----
+    Complexity: one pass over the collector's objects, plus O(parameters) of the modules that
+    hold one of ``tensors``.
+    """
+    want = {id(t) for t in tensors}
+    classes: set[type] = set()
+    todo: list[type] = [nn.Module]
+    while todo:
+        c = todo.pop()
+        if c not in classes:
+            classes.add(c)
+            todo.extend(c.__subclasses__())
+    objs = gc.get_objects()
+    try:
+        mods = [o for o, keep in zip(objs, map(classes.__contains__, map(type, objs))) if keep]
+    finally:
+        del objs
+    holders = [m for m in mods if any(id(p) in want for p in m.parameters())]
+    known = Known()
+    used = set(taken)
+    for mod in [m for _, m in _outermost_first([("", m) for m in holders])]:
+        if id(mod) in known.modules:
+            continue
+        base = type(mod).__name__
+        path, k = base, 1
+        while path in used:
+            k += 1
+            path = f"{base}#{k}"
+        used.add(path)
+        _add_module(known, path, mod)
+    return known
 
 
 def collect_known(frame: types.FrameType | None, params: Any = None, *, registry: Registry | None = None,

@@ -17,7 +17,7 @@ import torch
 from . import analysis as A
 from .errors import ProbeInputError
 from .graph import ProbeGraph, TensorMeta
-from .names import Known, collect_known, frame_namespaces, name_of
+from .names import Known, collect_known, frame_namespaces, name_hidden, name_of
 from .report import Report
 from .walk import CutSides, Root, walk
 
@@ -215,6 +215,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         if g.kind[nid] in ("reentry_leaf", "leaf") and tid in leaf_names:
             g.name[nid] = leaf_names[tid]
             g.label[nid] = leaf_names[tid]
+    _name_hidden_params(g, res, known)
     _add_unwalked_params(g, known, res.leaf_node)
     cut_pairs = _map_cuts(g, cut_records, res, known)
     truth: dict[int, set[int]] | None = None
@@ -263,6 +264,21 @@ def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],
                 return None, f"a real backward failed ({str(e).splitlines()[0]})"
             truth[i] = {leaf_node[pid] for (pid, _), gr in zip(params, grads) if gr is not None}
     return truth, ""
+
+
+def _name_hidden_params(g: ProbeGraph, res: Any, known: Known) -> None:
+    """Parameters the walk met that no name reached: named through the live modules that hold them."""
+    hidden = {v for v in g.nodes_of_kind("param") if g.label[v] == "Parameter"}
+    if not hidden:
+        return
+    tensors = {nid: fn.variable for fn, nid in res.fn_node.items()
+               if nid in hidden and hasattr(fn, "variable")}
+    extra = name_hidden(list(tensors.values()), taken=[i.name.split(".")[0] for i in known.params.values()])
+    for nid, t in tensors.items():
+        info = extra.params.get(id(t))
+        if info is not None:
+            g.label[nid] = g.name[nid] = info.name
+            g.module[nid] = info.module
 
 
 def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int]) -> None:

@@ -563,3 +563,17 @@ def test_a_model_bound_by_a_loop_is_named_through_the_list_it_comes_from():
     last = reports[-1]
     assert _names(last) == {f"nets[{i}].{w}": [f"opts[{i}]"] for i in (0, 1) for w in ("weight", "bias")}
     assert sorted(last.reaches["loss[0]"]) == ["nets[1].bias", "nets[1].weight"]
+
+
+def test_a_parameter_no_name_reaches_is_named_through_its_module_class_never_parameter():
+    # probe() without a trace; the model is held only by a Python module object (not searched)
+    # and no optimizer: the garbage collector's modules name it by class.
+    holder = types.ModuleType("holder")
+    holder.model = _Backbone()
+
+    def run():
+        return graphprobe.probe(holder.model(torch.randn(2, 3)).sum())
+
+    rep = run()
+    assert set(_names(rep)) == {f"_Backbone.{m}.{w}" for m in ("fc", "out") for w in ("weight", "bias")}
+    assert {p["module"] for p in rep.params} == {"_Backbone.fc", "_Backbone.out"}
