@@ -14,6 +14,8 @@ from .probe import _check_losses, build_report
 
 __all__ = ["assert_grad_flow"]
 
+_MAX_NAMED = 8  # starved parameters named one a line; the rest are counted by module
+
 
 def assert_grad_flow(loss: Any, *targets: Any) -> None:
     """Raise ``AssertionError`` unless ``loss`` sends gradient to every parameter of ``targets``.
@@ -95,11 +97,18 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
         return
     detached = {d["name"]: d for d in report.detached}
     lines = [f"gradient does not reach {len(starved)} parameter{'s' if len(starved) != 1 else ''}:"]
-    for p in starved:
-        held = f" (held by {', '.join(p['optimizers'])})" if p["optimizers"] else ""
-        line = f"  {p['name']}{held}"
+    cuts_seen: list[int] = []
+    rest: dict[str, list[str]] = {}  # past the first _MAX_NAMED, by top-level module
+    for k, p in enumerate(starved):
         d = detached.get(p["name"])
         cut_i = d.get("cut") if d else None
+        if cut_i is not None and cut_i not in cuts_seen:
+            cuts_seen.append(cut_i)
+        if k >= _MAX_NAMED:
+            rest.setdefault((p["module"] or p["name"]).split(".")[0], []).append(p["name"])
+            continue
+        held = f" (held by {', '.join(p['optimizers'])})" if p["optimizers"] else ""
+        line = f"  {p['name']}{held}"
         if cut_i is not None:
             c = report.cuts[cut_i]
             chain = " -> ".join(s["op"] for s in c["chain"])
@@ -108,6 +117,15 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
         elif report.opaque and d and d["severity"] == "info":
             line += ": can't tell, the graph holds a region graphprobe can't see inside"
         lines.append(line)
-    if not report.cuts:
+    for mod, names in rest.items():
+        lines.append(f"  … and {len(names)} more of {mod}")
+    # Each cut once: its line as written, and what to write instead.
+    for ci in cuts_seen[:3]:
+        c = report.cuts[ci]
+        if c.get("line"):
+            lines.append(f"  {short_location(c['location'])}  {c['line']}"[:160])
+        if c.get("fix"):
+            lines.append(f"    fix: {c['fix']}"[:160])
+    if not any(not c.get("guess") for c in report.cuts):
         lines.append("(run the forward inside graphprobe.trace() to see where the graph was cut)")
     raise AssertionError("\n".join(lines))

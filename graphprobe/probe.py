@@ -18,15 +18,15 @@ from . import analysis as A
 from .errors import ProbeInputError
 from .graph import ProbeGraph, TensorMeta
 from .names import Known, collect_known, frame_namespaces, name_hidden, name_of
+from .analysis import findings as F
+from .analysis.findings import CutInput
+from .analysis.messages import FIX_FREED
+from .model.findings import Opaque, ScriptError
 from .report import Report
 from .walk import CutSides, Root, walk
 
 __all__ = ["probe", "build_report", "frame_tensors"]
 
-FIX_CUT = ("keep the computation in torch between the two modules (no .numpy(), .item(), .tolist(), "
-           ".data or .detach()), so loss gradients flow back upstream")
-FIX_FREED = ("sum the losses and call backward once ((loss1 + loss2).backward()), or pass "
-             "retain_graph=True to the first backward")
 
 
 def _check_losses(losses: Sequence[Any]) -> list[torch.Tensor]:
@@ -134,6 +134,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None,
                  confirm: bool | None = None,
                  confirmed: Sequence[set[int] | None] | None = None,
+                 errors: Sequence[ScriptError] = (),
                  known: Known | None = None) -> Report:
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
 
@@ -145,6 +146,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     ``confirmed`` gives, per loss, the ``id()`` of the parameters a real backward sent a
     gradient to (the runner's parameter hooks); else, when the graph holds regions graphprobe
     can't see inside and ``confirm`` is not False, a ``torch.autograd.grad`` pass finds them.
+    ``errors`` are the runner's diagnoses (typed findings), completed from the graph here.
     """
     # The walk allocates a few objects per node; the cyclic collector would scan the user's
     # whole heap several times over a 500k-node walk for nothing. Restored on every exit path.
@@ -152,7 +154,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gc.disable()
     try:
         return _build(losses, frame, params, names, trace, check_freed, terms, locations, freed_fns,
-                      var_names, confirm, confirmed, known)
+                      var_names, confirm, confirmed, errors, known)
     finally:
         if gc_was_on:
             gc.enable()
@@ -162,7 +164,8 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            names: Sequence[str] | Mapping[int, str] | None, trace: Any, check_freed: bool,
            terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
            var_names: tuple[dict, dict] | None, confirm: bool | None,
-           confirmed: Sequence[set[int] | None] | None, earlier: Known | None = None) -> Report:
+           confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = (),
+           earlier: Known | None = None) -> Report:
     from .trace import active_trace
 
     tr = trace if trace is not None else active_trace()
@@ -224,14 +227,154 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         truth, why_not = _confirm(roots, known, res.leaf_node, confirmed, tr, list(g.opaque.values()))
     elif g.opaque:
         why_not = "pass confirm=True to confirm with a real torch.autograd.grad"
+    consumed = {res.leaf_node[i] for i in (tr.consumed_leaf_ids() if tr is not None and
+                                           hasattr(tr, "consumed_leaf_ids") else ()) if i in res.leaf_node}
+    leaf_tensors = {nid: fn.variable for fn, nid in res.fn_node.items() if g.kind[nid] == "reentry_leaf"}
+    loss_steps = _loss_steps(roots, tr, namespaces, known.optimizer_ids)
+    guesses: list[CutInput] = []
+    if not cut_pairs:
+        # No recording: link each rebuilt leaf to a saved tensor it equals up to a·x+b.
+        guesses = guess_origins(g, res.fn_node, leaf_tensors, res.masks)
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
-                     truth=truth, unconfirmed_why=why_not, masks=res.masks)
+                     truth=truth, unconfirmed_why=why_not, masks=res.masks, loss_steps=loss_steps,
+                     consumed=consumed, errors=errors, guesses=guesses, leaf_node=res.leaf_node)
     if known.uninitialized:
         n = len(known.uninitialized)
         report.notes.append(f"{n} lazy parameter{'s' if n != 1 else ''} not initialised yet, so in no graph "
                             f"and left out: {', '.join(known.uninitialized[:6])}{' …' if n > 6 else ''}")
-    del res, known, cut_records, sides, fn_names
+    del res, known, cut_records, sides, fn_names, leaf_tensors
     return report
+
+
+def _loss_steps(roots: Sequence[Root], tr: Any, namespaces: Sequence[Mapping[str, Any]],
+                optimizer_names: Mapping[int, str] | None = None) -> list[set[str] | None]:
+    """Per loss, the optimizers whose step first followed its forward (one block of steps).
+
+    Optimizer steps stepped one after another with no autograd op between them (``opt1.step();
+    opt2.step()``) form one block: every loss whose graph was built before the block and after
+    the previous one is meant to train what those optimizers hold. None where no step followed.
+    """
+    steps = tr.optimizer_steps() if tr is not None and hasattr(tr, "optimizer_steps") else []
+    if not steps:
+        return []
+    # The optimizers' names as collect_known gave them (self.opt, opts["g"]), else the frame's.
+    names = dict(optimizer_names) if optimizer_names else {
+        id(v): k for ns in namespaces for k, v in list(ns.items())
+        if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
+    out: list[set[str] | None] = []
+    for r in roots:
+        fn = r.tensor.grad_fn
+        seq = fn._sequence_nr() if fn is not None else None
+        block: set[str] | None = None
+        if seq is not None:
+            k = next((i for i, (s, _) in enumerate(steps) if s >= seq), None)
+            if k is not None:
+                block = {names[id(o)] for s, o in steps[k:] if s == steps[k][0] and id(o) in names}
+        out.append(block)
+    return out
+
+
+_GUESS_NODE_BUDGET = 50_000  # autograd nodes whose saved tensors one probe compares at most
+
+
+def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int, torch.Tensor],
+                  masks: Sequence[int]) -> list[CutInput]:
+    """Guessed cuts: a rebuilt leaf equal, up to ``a·x + b``, to a tensor saved in another loss's graph.
+
+    Autograd keeps forward values as saved tensors (the input MseLossBackward0 saved); a leaf
+    rebuilt from one of them through numpy and a scale (seed case 4: ``× 0.5``) still matches it.
+
+    Notes
+    -----
+    Only rebuilt leaves are compared, only against saved tensors of the same number of elements
+    (read raw, so no unpack hook runs), at most ``_GUESS_NODE_BUDGET`` nodes: O(N·s) for N nodes
+    with s saved slots each, plus O(numel) per same-size candidate.
+    """
+    from .walk import _raw_saved_attrs
+
+    if not leaves:
+        return []
+    consumer: dict[int, int] = {}
+    for s, d in zip(g.src, g.dst):
+        if s in leaves and s not in consumer:
+            consumer[s] = d
+    want: dict[int, list[tuple[int, torch.Tensor]]] = {}
+    for nid, t in leaves.items():
+        if t.numel() >= 2 and nid in consumer:
+            want.setdefault(t.numel(), []).append((nid, t.detach().reshape(-1).double().cpu()))
+    if not want:
+        return []
+    # One pass over the nodes collects the candidates (same numel, another loss's graph, each
+    # saved tensor once); then one vectorised affine fit per size compares them all at once.
+    cands: dict[int, list[tuple[int, str, Any, torch.Tensor]]] = {}
+    seen_ptr: set[tuple[int, int]] = set()
+    for k, (fn, nid) in enumerate(fn_node.items()):
+        if k >= _GUESS_NODE_BUDGET:
+            break
+        if g.kind[nid] != "op":
+            continue
+        for attr in _raw_saved_attrs(fn):
+            try:
+                raw = getattr(fn, attr)
+            except Exception:
+                continue
+            for sv in (raw if isinstance(raw, (list, tuple)) else (raw,)):
+                x = getattr(sv, "data", None)
+                if not isinstance(x, torch.Tensor) or x.numel() not in want or x.device.type == "meta":
+                    continue
+                key = (x.data_ptr(), x.numel())
+                if key in seen_ptr:
+                    continue
+                seen_ptr.add(key)
+                cands.setdefault(x.numel(), []).append((nid, attr, fn, x))
+    out: list[CutInput] = []
+    for n, group in cands.items():
+        for leaf, y in want[n]:
+            pool = [c for c in group if not masks[c[0]] & masks[leaf]]
+            hit = _first_affine(pool, y)
+            if hit is None:
+                continue
+            (nid, attr, fn, _), a, b = hit
+            src = nid
+            if "result" not in attr:  # an input of fn: the node that produced it
+                nxt = [fn_node.get(m) for m, _ in fn.next_functions if m is not None]
+                src = next((m for m in nxt if m is not None and g.kind[m] == "op"), nid)
+            what = attr[len("_raw_saved_"):]
+            expr = f"{a:.3g}·x" + (f" + {b:.3g}" if abs(b) > 1e-12 else "")
+            losses = ", ".join(g.label[g.losses[i]] for i in A.reach._bits(masks[nid]))
+            out.append(CutInput([src], consumer[leaf], "value_match",
+                                [("saved " + what + " of " + (g.op[nid] or "?"), None), (expr, None)],
+                                None, None, guess=True, made_requires_grad=True, leaf=leaf,
+                                note=(f"{g.label[leaf]} = {expr}, x the {what} {g.op[nid]} saved in "
+                                      f"{losses}'s graph: linked by value (a guess)")))
+    return out
+
+
+_FIT_CHUNK = 1 << 22  # elements stacked for one vectorised fit (32 MiB of float64)
+
+
+def _first_affine(pool: Sequence[tuple[int, str, Any, torch.Tensor]],
+                  y: torch.Tensor) -> tuple[tuple[int, str, Any, torch.Tensor], float, float] | None:
+    """The first candidate ``x`` with ``y == a·x + b`` (float32 precision), with ``a`` and ``b``."""
+    n = y.numel()
+    per = max(1, _FIT_CHUNK // n)
+    ym = y.mean()
+    dy = y - ym
+    scale = float(y.abs().max()) + 1e-12
+    for lo in range(0, len(pool), per):
+        chunk = pool[lo:lo + per]
+        X = torch.stack([c[3].detach().reshape(-1).to("cpu", torch.float64) for c in chunk])
+        dx = X - X.mean(dim=1, keepdim=True)
+        var = (dx * dx).sum(dim=1)
+        a = (dx * dy).sum(dim=1) / var.clamp_min(1e-300)
+        b = ym - a * X.mean(dim=1)
+        err = (a[:, None] * X + b[:, None] - y).abs().amax(dim=1)
+        ok = (var > 1e-18) & (a.abs() > 1e-12) & (err <= 1e-5 * scale)
+        idx = torch.nonzero(ok).flatten()
+        if idx.numel():
+            i = int(idx[0])
+            return chunk[i], float(a[i]), float(b[i])
+    return None
 
 
 def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],
@@ -343,52 +486,25 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
     return out
 
 
-def _near_module(g: ProbeGraph, v: int) -> str | None:
-    """The module of ``v``, or of the nearest node upstream of it that has one."""
-    if g.module[v] is not None:
-        return g.module[v]
-    producers = g.producers()
-    seen, queue = {v}, [v]
-    for u in queue:  # breadth first, at most 256 nodes: the nearest module wins
-        if g.module[u] is not None:
-            return g.module[u]
-        if len(seen) < 256:
-            for p in producers[u]:
-                if p not in seen:
-                    seen.add(p)
-                    queue.append(p)
-    return None
-
-
-def _cut_severity(g: ProbeGraph, rec: Any, srcs: list[int], d: int, masks: list[int]) -> tuple[str, str]:
-    src_mod, dst_mod = _near_module(g, srcs[0]), g.module[d]
-    upstream_params = list(dict.fromkeys(v for s in srcs for v in A.upstream(g, s)
-                                         if g.kind[v] == "param" and v not in g.frozen))
-    trainable_up = any(v in g.optimizers or g.module[v] is not None for v in upstream_params)
-    starved = [v for v in upstream_params if masks[v] == 0]
-    if rec.made_requires_grad:
-        return "error", ("the re-entered tensor was made to require grad, so a gradient was expected here, "
-                         "but it stops at this leaf and never reaches the upstream parameters")
-    round_trip = rec.kind in ("numpy", "item", "tolist", "data")
-    if round_trip and trainable_up and (dst_mod is None or dst_mod != src_mod):
-        return "error", (f"a {rec.kind} round trip carries {src_mod or 'an upstream'} output into "
-                         f"{dst_mod or 'a downstream op'}: the downstream loss cannot train the upstream module")
-    if starved and any(v in g.optimizers for v in starved):
-        return "warning", "the upstream parameters get no gradient from any probed loss"
-    return "info", (f"an explicit {rec.kind} used as a constant: the upstream module is trained by "
-                    "other losses (intended in a GAN discriminator step or an actor-critic advantage)")
-
-
 def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
             reentry_confirmed: set[int] | None = None, truth: dict[int, set[int]] | None = None,
-            unconfirmed_why: str = "", masks: list[int] | None = None) -> Report:
-    """Run every analysis on ``g`` and gather the findings into a :class:`Report`.
+            unconfirmed_why: str = "", masks: list[int] | None = None, *,
+            loss_steps: Sequence[set[str] | None] = (), consumed: set[int] | None = None,
+            errors: Sequence[ScriptError] = (), guesses: Sequence[CutInput] = (),
+            leaf_node: Mapping[int, int] | None = None) -> Report:
+    """Run every analysis on ``g`` and gather the typed findings and their causes into a :class:`Report`.
+
+    ``cut_pairs`` are the recorder's cuts as (source nodes, destination node, record); ``guesses``
+    cuts linked by value only. ``loss_steps`` gives, per loss, the optimizers whose step followed
+    it; ``consumed`` the leaf nodes whose gradient the script used; ``errors`` the runner's
+    diagnoses, described here from the graph before the report is frozen.
 
     Notes
     -----
     Complexity: O(V + E) plus O(V + E) per cut for its upstream search.
     """
     reentry_confirmed = reentry_confirmed or set()
+    consumed = consumed or set()
     if masks is None:
         masks = A.loss_masks(g)
     else:  # the walk's bitsets; nodes added since (unwalked parameters) are reached by nothing
@@ -413,10 +529,10 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     for v, kind in sorted(g.opaque.items()):
         how = ("confirmed by a real backward" if truth
                else "not confirmed" + (f" ({unconfirmed_why})" if unconfirmed_why else ""))
-        rep.opaque.append({"node": v, "op": g.op[v], "module": g.module[v], "kind": kind,
-                           "confirmed": bool(truth),
-                           "reason": f"graphprobe can't see inside {g.op[v]} ({opaque_names[kind]}); "
-                                     f"reachability through it is {how}"})
+        rep.opaque.append(Opaque(severity="info", node=v, op=g.op[v], module=g.module[v], kind=kind,
+                                 confirmed=bool(truth),
+                                 reason=f"graphprobe can't see inside {g.op[v]} ({opaque_names[kind]}); "
+                                        f"reachability through it is {how}"))
     rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
                    "composite": l in g.composite} for l in g.losses]
     rep.reaches = A.reaches(g, masks)
@@ -429,91 +545,35 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
     rep.components = A.components(g, masks)
     rep.shared = A.shared(g, masks)
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
-    # Cuts first: the detached findings point at them.
+    inputs: list[CutInput] = []
     for srcs, d, rec in cut_pairs:
-        ci = len(rep.cuts)
-        s = srcs[0]
-        for s2 in srcs:
-            g.cut_edges.append((s2, d, ci))
-        blocked = A.blocked_by_cut(g, srcs, d, masks)
-        severity, reason = _cut_severity(g, rec, srcs, d, masks)
-        rep.cuts.append({
-            "kind": rec.kind,
-            "chain": [{"op": op, "location": loc} for op, loc in rec.chain],
-            "location": rec.location,
-            "reentry_location": rec.reentry_location,
-            "from": {"node": s, "op": g.op[s] or g.label[s], "module": _near_module(g, s)},
-            "sources": srcs,
-            "to": {"node": d, "op": g.op[d] or g.label[d], "module": g.module[d]},
-            "blocked": blocked,
-            "severity": severity,
-            "guess": rec.guess,
-            "ignored": rec.ignored,
-            "reason": reason,
-            "fix": FIX_CUT if severity != "info" else "nothing to fix if the constant is intended; "
-                   "add '# graphprobe: ignore' on the line to silence it",
-        })
-    cut_of_param: dict[int, dict] = {}
-    for c in rep.cuts:
-        for s in c["sources"]:
-            for v in A.upstream(g, s):
-                cut_of_param.setdefault(v, c)
-    # A top-level module none of whose parameters any loss reaches and no optimizer holds is
-    # simply unused here (a template layer, an eval-only head): say so once, as info.
-    top_of = {v: (g.module[v] or g.label[v]).split(".")[0] for v in g.nodes_of_kind("param")}
-    used_tops = {top_of[v] for v in top_of if masks[v] or v in g.optimizers}
+        leaf: int | None = None
+        for _, ref in rec.targets:
+            tensor = ref() if ref is not None else None
+            if tensor is not None and leaf_node and id(tensor) in leaf_node:
+                leaf = leaf_node[id(tensor)]
+                break
+        inputs.append(CutInput(srcs, d, rec.kind, list(rec.chain), rec.location, rec.reentry_location,
+                               guess=rec.guess, ignored=rec.ignored, made_requires_grad=rec.made_requires_grad,
+                               leaf=leaf))
+    inputs.extend(guesses)
+    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed)
+    # The cut edges are drawn by the renderers; they never take part in reachability.
+    g.cut_edges.extend(found.cut_edges)
+    # Which cut each rebuilt leaf came back through (the most severe when several).
+    leaf_cut: dict[int, int] = {}
+    for c, i in zip(inputs, found.index_of_input):
+        if c.leaf is not None and (c.leaf not in leaf_cut or i < leaf_cut[c.leaf]):
+            leaf_cut[c.leaf] = i
     hides = any(k in ("checkpoint", "compiled") for k in g.opaque.values())
-    for v in A.unreached(g, masks):
-        opts = g.optimizers.get(v, [])
-        if hides and not truth:
-            rep.detached.append({
-                "name": g.label[v], "kind": "unreached", "severity": "info", "optimizers": opts,
-                "module": g.module[v], "node": v, "cut": None,
-                "reason": ("can't tell: the graph holds a region graphprobe can't see inside "
-                           f"({', '.join(sorted({g.op[o] or '' for o in g.opaque}))}), which may use it"),
-                "fix": "probe before backward (so a real backward can confirm), or use "
-                       "torch.utils.checkpoint(..., use_reentrant=False), which autograd can see through",
-            })
-            continue
-        if not opts and top_of.get(v) not in used_tops and v not in cut_of_param:
-            rep.detached.append({
-                "name": g.label[v], "kind": "unreached", "severity": "info", "optimizers": [],
-                "module": g.module[v], "node": v, "cut": None,
-                "reason": f"module {top_of[v]} is not used by any probed loss and no optimizer holds it",
-                "fix": "nothing to fix if it is unused on purpose (a template layer, an eval-only head)",
-            })
-            continue
-        c = cut_of_param.get(v)
-        reason = "no probed loss reaches it"
-        if c is not None:
-            reason += f"; the path to {', '.join(b['loss'] for b in c['blocked']) or 'the losses'} was cut at {c['location']} ({c['kind']})"
-        if opts:
-            reason += f"; {', '.join(opts)} hold{'s' if len(opts) == 1 else ''} it, so {'its' if len(opts) == 1 else 'their'} step() does nothing to it"
-        rep.detached.append({
-            "name": g.label[v], "kind": "unreached", "severity": "error" if opts else "warning",
-            "optimizers": opts, "module": g.module[v], "reason": reason, "node": v,
-            "cut": rep.cuts.index(c) if c is not None else None,
-            "fix": FIX_CUT if c is not None else "connect it to a loss, or remove it from the optimizer "
-                   "and freeze it (requires_grad_(False)) if it is not meant to train",
-        })
-    for v in A.reentry_leaves(g):
-        confirmed = v in reentry_confirmed
-        rep.detached.append({
-            "name": g.label[v], "kind": "reentry_leaf", "severity": "error" if confirmed else "warning",
-            "optimizers": g.optimizers.get(v, []), "module": None, "node": v,
-            "reason": ("a leaf that requires grad but belongs to no module or optimizer: usually the sign of "
-                       "a cut, a tensor rebuilt outside autograd (numpy, .item(), .data) and made to require "
-                       "grad. Its gradient goes nowhere."
-                       + (" The recorder saw it re-enter autograd." if confirmed else "")),
-            "fix": FIX_CUT + "; or drop requires_grad_(True) if the cut is intended",
-        })
-    for f in A.freed_nodes(g, masks):
-        f.update({
-            "severity": "error",
-            "reason": (f"an earlier backward freed the saved tensors of {f['op']}"
-                       + (f" in {f['module']}" if f["module"] else "")
-                       + f"; a backward of {', '.join(f['losses']) or 'a loss'} through it will fail"),
-            "fix": FIX_FREED,
-        })
-        rep.freed.append(f)
+    opaque_ops = ", ".join(sorted({g.op[o] or "" for o in g.opaque}))
+    found.detached = list(F.unreached_findings(g, masks, found.cuts, found.upstream, A.unreached(g, masks),
+                                               hides, bool(truth), opaque_ops))
+    found.detached += F.leaf_findings(g, masks, found.cuts, leaf_cut, reentry_confirmed, consumed,
+                                      recorded=bool(cut_pairs))
+    found.freed = F.freed_findings(g, masks)
+    found.errors = F.describe_errors(g, errors)
+    found.causes = F.build_causes(g, found)
+    rep.cuts, rep.detached, rep.freed, rep.errors, rep.causes = (found.cuts, found.detached, found.freed,
+                                                                 found.errors, found.causes)
     return rep

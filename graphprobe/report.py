@@ -6,14 +6,27 @@ The JSON (``Report.to_dict()``) is a public, versioned contract; ``"schema": 1``
 - ``params``: ``[{name, shape, module, optimizers, reached_by, node, frozen}]``
 - ``components``: ``[{losses, params}]``
 - ``shared``: ``[{losses, params, nodes}]``
-- ``detached``: ``[{name, kind, severity, optimizers, reason, fix, node}]``; ``kind`` is
-  ``unreached`` or ``reentry_leaf``
+- ``detached``: ``[{name, kind, severity, optimizers, reason, fix, node, cut}]``; ``kind`` is
+  ``unreached`` or ``reentry_leaf`` (then also ``consumed`` when its gradient is used, and
+  ``losses``, the losses whose graph holds it)
 - ``frozen``: ``[{name, module, node}]``
 - ``freed``: ``[{node, op, module, losses, severity, reason, fix}]``
 - ``cuts``: ``[{kind, chain: [{op, location}], location, reentry_location, from: {node, op,
   module}, to: {node, op, module}, blocked: [{loss, params}], severity, guess, ignored, reason,
-  fix}]``
-- ``errors``: ``[{kind, message, severity, ...}]``
+  fix, line, role, count, exit_location?}]``, most severe first. ``kind`` is ``numpy``, ``item``,
+  ``tolist``, ``data``, ``detach``, ``no_grad`` or ``value_match`` (a leaf linked to a saved
+  tensor by value, without a recording; always ``guess``). ``location`` of a ``no_grad`` cut is
+  its ``with torch.no_grad():`` line, and ``exit_location`` the line inside it; ``line`` is the
+  source text at ``location``; ``role`` is ``module_input`` or ``loss_arithmetic`` (what the
+  data was used as); ``count`` how many instances of the site (loop iterations) it stands for.
+- ``errors``: ``[{kind, message, severity, fix, location?, ...}]``; ``kind`` is
+  ``backward_twice`` (with ``loss``, ``freed_by``, ``nodes``, ``modules``), ``no_grad_root``,
+  ``backward_failed``, ``script_error`` or ``ddp_unused`` (info: DDP's error explained)
+- every finding above may carry ``caused_by``: the index in ``causes`` of its root cause
+- ``causes``: ``[{severity, kind, title, location, line, count, reason, fix, guess, finding:
+  {list, index}, starves: [{module, count, params, optimizers, losses}], explains: [{list,
+  index}]}]``: one entry per root cause, most severe first; ``finding`` is the cause itself
+  (``list`` names the key above), ``starves`` the parameters it cuts off, grouped by module
 - ``opaque``: ``[{node, op, module, kind, confirmed, reason}]``: regions graphprobe can't see
   inside (reentrant checkpoint, ``torch.compile``, custom ``autograd.Function``), and whether
   a real backward confirmed what they reach
@@ -29,17 +42,21 @@ from typing import Any
 
 from .graph import ProbeGraph
 from .locations import short_location as _short
+from .model.findings import SEVERITIES, Cause, Finding, ScriptError
 
 __all__ = ["Report", "SCHEMA_VERSION", "SEVERITIES"]
 
 SCHEMA_VERSION = 1
-SEVERITIES = ("error", "warning", "info")
 
 
 def _join(names: list[str], limit: int = 4) -> str:
     if len(names) <= limit:
         return ", ".join(names)
-    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+    return ", ".join(names[:limit]) + f" … and {len(names) - limit} more"
+
+
+def _plain(items: Any) -> list[Any]:
+    return [x.to_dict() if hasattr(x, "to_dict") else x for x in items]
 
 
 @dataclass
@@ -52,13 +69,31 @@ class Report:
     reaches: dict[str, list[str]] = field(default_factory=dict)
     components: list[dict[str, list[str]]] = field(default_factory=list)
     shared: list[dict[str, Any]] = field(default_factory=list)
-    detached: list[dict[str, Any]] = field(default_factory=list)
+    #: typed findings (:mod:`graphprobe.model.findings`); each reads like its JSON dict
+    detached: list[Any] = field(default_factory=list)
     frozen: list[dict[str, Any]] = field(default_factory=list)
-    freed: list[dict[str, Any]] = field(default_factory=list)
-    cuts: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    opaque: list[dict[str, Any]] = field(default_factory=list)
+    freed: list[Any] = field(default_factory=list)
+    cuts: list[Any] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    opaque: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: root causes, most severe first (:class:`graphprobe.model.findings.Cause`)
+    causes: list[Cause] = field(default_factory=list)
+
+    def add_error(self, err: ScriptError) -> None:
+        """Add a diagnosis the runner made after the step was walked (DDP at the next forward),
+        as its own root cause, in severity order."""
+        self.errors.append(err)
+        cause = Cause(severity=err.severity, kind=err.kind, title=err.message.split("\n")[0][:160],
+                      location=err.location, line="", fix=err.fix, reason=err.reason,
+                      finding=("errors", len(self.errors) - 1))
+        pos = sum(1 for c in self.causes if SEVERITIES.index(c.severity) <= SEVERITIES.index(err.severity))
+        for f in list(self.cuts) + list(self.detached) + list(self.freed) + list(self.errors):
+            cb = f.get("caused_by") if isinstance(f, (dict, Finding)) else None
+            if isinstance(f, Finding) and cb is not None and cb >= pos:
+                f.caused_by = cb + 1
+        err.caused_by = pos
+        self.causes.insert(pos, cause)
 
     # -- the graph --------------------------------------------------------------------------
     @functools.cached_property
@@ -90,7 +125,7 @@ class Report:
         """Every finding that carries a severity, ignored cuts left out."""
         out: list[dict[str, Any]] = []
         out += [c for c in self.cuts if not c.get("ignored")]
-        out += self.detached + self.freed + self.errors
+        out += list(self.detached) + list(self.freed) + list(self.errors)
         return out
 
     def counts(self) -> dict[str, int]:
@@ -106,25 +141,36 @@ class Report:
         return self.counts()["error"] == 0
 
     def verdict(self) -> str:
-        """The one-line summary that opens the text report."""
+        """The one-line summary that opens the text report: the root cause first."""
         nl = len(self.losses)
         nc = len(self.components)
         head = f"{nl} loss{'es' if nl != 1 else ''}, {nc} component{'s' if nc != 1 else ''}"
         unreached = [d["name"] for d in self.detached if d["kind"] == "unreached" and d["severity"] != "info"]
         starved = set(unreached)
         parts: list[str] = []
-        if self.errors:
-            parts.append(self.errors[0]["message"].split("\n")[0])
+        errs = [e for e in self.errors if e["severity"] != "info"]
+        if errs:
+            parts.append(errs[0]["message"].split("\n")[0])
         live = [c for c in self.cuts if not c.get("ignored")]
         live.sort(key=lambda c: SEVERITIES.index(c["severity"]))
+        leaves = [d for d in self.detached if d["kind"] == "reentry_leaf" and d["severity"] != "info"
+                  and d.get("cut") is None]
         if live and live[0]["severity"] != "info":
             c = live[0]
-            cut = f"{c['kind']} cut at {_short(c['location'])}"
+            n = c.get("count", 1)
+            where = "from a saved tensor (a guess)" if c["kind"] == "value_match" else f"at {_short(c['location'])}"
+            cut = f"{c['kind']} cut {f'{n}× ' if n > 1 else ''}{where}"
             # Say what the cut blocks, unless the params it blocks get no gradient at all (said below).
             blocked = [b for b in c["blocked"] if not set(b["params"]) <= starved]
             if blocked:
                 cut += f": {blocked[0]['loss']} does not reach {_join(blocked[0]['params'])}"
             parts.append(cut)
+        elif leaves:
+            d = leaves[0]
+            ls = d.get("losses") or []
+            parts.append(f"{d['name']} is a rebuilt leaf, so the graph is cut there"
+                         + (f" and {_join(ls, 3)} get{'s' if len(ls) == 1 else ''} no gradient upstream of it" if ls else "")
+                         + " (run under graphprobe.trace() to see where it came from)")
         if unreached:
             modules = {p["name"]: (p["module"] or p["name"]).split(".")[0] for p in self.params}
             # "loss reaches model only" would mislead when model's own parameters are starved.
@@ -154,12 +200,13 @@ class Report:
             "reaches": self.reaches,
             "components": self.components,
             "shared": self.shared,
-            "detached": self.detached,
+            "detached": _plain(self.detached),
             "frozen": self.frozen,
-            "freed": self.freed,
-            "cuts": self.cuts,
-            "errors": self.errors,
-            "opaque": self.opaque,
+            "freed": _plain(self.freed),
+            "cuts": _plain(self.cuts),
+            "errors": _plain(self.errors),
+            "opaque": _plain(self.opaque),
+            "causes": _plain(self.causes),
             "notes": self.notes,
             "nodes": [g.node_attrs(i) for i in range(len(g))],
             "edges": list(g.iter_edges()),

@@ -31,7 +31,9 @@ import torch
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
 from .names import collect_known, frame_namespaces, loss_terms, name_of
-from .probe import FIX_FREED, build_report, frame_tensors
+from .analysis.messages import FIX_FREED
+from .model.findings import ScriptError as ScriptErrorFinding
+from .probe import build_report, frame_tensors
 from .report import Report
 from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
 from .walk import Root
@@ -90,7 +92,7 @@ class _Capture:
         self.depth = 0
         self.done = False
         self.report: Report | None = None
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[ScriptErrorFinding] = []
         self.freed_fns: list[Any] = []
         self.frame: Any = None
         self.known: Any = None  # names as each backward of the step saw them, merged (names.Known)
@@ -133,6 +135,7 @@ class _Capture:
                                  (torch.autograd, "backward", autograd_backward),
                                  (torch.autograd, "grad", autograd_grad)):
             self.patches.append((owner, name, getattr(owner, name)))
+            new.__wrapped__ = getattr(owner, name)  # type: ignore[attr-defined]  # the recorder knows it by this
             setattr(owner, name, new)
 
     def uninstall(self) -> None:
@@ -232,11 +235,12 @@ class _Capture:
         elif _NO_GRAD in msg:
             self.errors.append(self.explain_no_grad(tensors, site))
         else:
-            self.errors.append({"kind": "backward_failed", "severity": "error", "location": site,
-                                "message": f"backward at {_short(site)} raised: {msg.splitlines()[0]}"})
+            self.errors.append(ScriptErrorFinding(
+                kind="backward_failed", severity="error", location=site,
+                message=f"backward at {_short(site)} raised: {msg.splitlines()[0]}"))
         self.finish()
 
-    def explain_twice(self, freed: list[Any], site: str | None) -> dict[str, Any]:
+    def explain_twice(self, freed: list[Any], site: str | None) -> ScriptErrorFinding:
         from .walk import iter_fns
 
         self.freed_fns = freed
@@ -249,26 +253,12 @@ class _Capture:
                 freed_by = {"loss": ", ".join(r.name for r in call.roots), "location": call.site}
                 break
         loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"
-        return {
-            "kind": "backward_twice", "severity": "error", "location": site, "freed_by": freed_by,
-            "loss": loss, "nodes": [], "modules": [], "message": "", "fix": FIX_FREED,
-        }
+        # The message names the freed nodes as the report does: the build writes it
+        # (analysis.findings.describe_errors), before the report is frozen.
+        return ScriptErrorFinding(kind="backward_twice", severity="error", location=site, freed_by=freed_by,
+                                  loss=loss, fix=FIX_FREED)
 
-    def _describe_twice(self, err: dict[str, Any], report: Report) -> None:
-        """Fill a backward_twice error with the freed nodes as the report names them."""
-        g = report.model
-        nodes = sorted(g.freed)
-        err["nodes"] = [{"node": n, "op": g.op[n], "module": g.module[n]} for n in nodes]
-        err["modules"] = sorted({g.module[n] for n in nodes if g.module[n]})
-        ops = sorted({g.op[n] or "" for n in nodes})
-        fb = err["freed_by"]
-        by = f"{fb['loss']}.backward() at {_short(fb.get('location'))}" if fb else "an earlier backward"
-        mods = f" of {', '.join(err['modules'])}" if err["modules"] else ""
-        err["message"] = (f"backward of {err['loss']} at {_short(err['location'])} failed: it needs the "
-                          f"saved tensors of {len(nodes)} node{'s' if len(nodes) != 1 else ''}{mods} "
-                          f"({', '.join(ops)}), which {by} already freed")
-
-    def explain_no_grad(self, tensors: list[Any], site: str | None) -> dict[str, Any]:
+    def explain_no_grad(self, tensors: list[Any], site: str | None) -> ScriptErrorFinding:
         where = ""
         for t in tensors:
             if isinstance(t, torch.Tensor):
@@ -277,12 +267,11 @@ class _Capture:
                     chain = " → ".join(op for op, _ in prov.chain)
                     where = f"; the chain was cut at {_short(prov.location)} ({prov.kind}: {chain})"
                     break
-        return {
-            "kind": "no_grad_root", "severity": "error", "location": site,
-            "message": (f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
-                        f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
-            "fix": "compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way",
-        }
+        return ScriptErrorFinding(
+            kind="no_grad_root", severity="error", location=site,
+            message=(f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
+                     f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
+            fix="compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way")
 
     # -- the end of the step ------------------------------------------------------------
     def finish(self) -> None:
@@ -298,12 +287,9 @@ class _Capture:
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
                 freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
                 confirmed=[c.reached if len(c.roots) == 1 else None for c in self.calls for _ in c.roots],
+                errors=self.errors,
                 known=self.known,
             )
-            for err in self.errors:
-                if err["kind"] == "backward_twice":
-                    self._describe_twice(err, self.report)
-            self.report.errors.extend(self.errors)
         # Hold nothing of the user's past this point.
         self.calls.clear()
         self.terms.clear()
@@ -448,10 +434,9 @@ def run_script(opts: RunOptions) -> RunResult:
     if failure is not None and not cap.backward_failed and _ddp_unused_explained(failure, report):
         stopped, failure = True, None
     if failure is not None and not cap.backward_failed:
-        report.errors.append({
-            "kind": "script_error", "severity": "error",
-            "message": f"the script raised {type(failure).__name__} after its first backward: {failure}",
-        })
+        report.add_error(ScriptErrorFinding(
+            kind="script_error", severity="error",
+            message=f"the script raised {type(failure).__name__} after its first backward: {failure}"))
     if interrupted:
         report.notes.append("interrupted (Ctrl-C): the report covers the backward calls made before it")
     return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped,
@@ -472,10 +457,11 @@ def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
     where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
     names = ", ".join(unreached[:4]) + (f" and {len(unreached) - 4} more" if len(unreached) > 4 else "")
-    report.notes.append(
-        f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
-        f"{names} got no gradient; the step was complete, so graphprobe ended it there"
-    )
+    text = (f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
+            f"{names} got no gradient; the step was complete, so graphprobe ended it there")
+    report.notes.append(text)
+    report.add_error(ScriptErrorFinding(kind="ddp_unused", severity="info", message=text,
+                                        fix="see the unreached parameters above: connect them to a loss"))
     return True
 
 

@@ -17,9 +17,17 @@ A walk of ``grad_fn`` can't tell a constant from a numpy-born tensor: both are `
 Module forward hooks tag each op's ``grad_fn.metadata`` with the module running it, so the graph
 can be clustered by module. Everything is removed on every exit path of the ``with`` block.
 
+The tag also follows data into what it is *written* into: a tensor written by ``buf[idx] = x``,
+``copy_``, ``index_put_``, ``scatter_``/``scatter_add_``, ``index_add_``, ``masked_scatter_``, an
+``out=`` argument or an in-place op under ``no_grad``; a numpy buffer that user code allocated
+(handed back *watched*, see :class:`TrackedArray`) and filled by index, ``np.copyto``, ``np.put``
+or a ufunc's ``out=``. A tag lives as long as a value holding it (memory is bounded per exit
+site by letting old keys drop their autograd nodes, never their tag).
+
 Known limits (documented, see the README): arrays that leave as ``TrackedArray`` fail a strict
 ``type(a) is np.ndarray`` check, and ``.item()`` values are float/int subclasses; data that goes
-through numpy scalars, ``arr.tolist()``, ``math`` functions or string formatting loses its tag.
+through numpy scalars, ``float()``, ``math`` functions or string formatting loses its tag (an
+unchanged computed value is then linked by value, as a guess).
 """
 from __future__ import annotations
 
@@ -308,6 +316,16 @@ class TrackedArray(np.ndarray):
     def __reduce__(self) -> Any:
         return self.view(np.ndarray).__reduce__()
 
+    def tolist(self) -> Any:  # type: ignore[override]
+        out = np.ndarray.tolist(self)
+        prov = _get_prov(self)
+        return _track_list(out, prov.then("tolist", user_location())) if prov is not None else out
+
+    def item(self, *args: Any) -> Any:  # type: ignore[override]
+        out = np.ndarray.item(self, *args)
+        prov = _get_prov(self)
+        return _track_scalar(out, prov.then("item", user_location())) if prov is not None else out
+
     def __setitem__(self, idx: Any, value: Any) -> None:
         np.ndarray.__setitem__(self, idx, value)
         if _ACTIVE is not None and type(value) not in _UNTAGGABLE:
@@ -571,7 +589,20 @@ def _first_grad_fn(out: Any) -> Any:
 
 
 _T = torch.Tensor
+
+
+class _NoCompiler:
+    _is_compiling_flag = False
+
+
+import torch.compiler as _torch_compiler  # noqa: E402
+
+# torch.compiler._is_compiling_flag: True for a whole torch.compile session (older torch: absent)
+_COMPILER: Any = _torch_compiler if hasattr(_torch_compiler, "_is_compiling_flag") else _NoCompiler
 _DATA_DESCR = torch._C.TensorBase.__dict__["data"]
+_PyFunction = type(_first_grad_fn)
+_GRAD_DESCR = torch._C.TensorBase.__dict__["grad"]
+_MAX_STEPS = 64  # optimizer steps remembered (the latest ones)
 _FACTORIES_FROM_DATA = {torch.tensor: "tensor", torch.as_tensor: "as_tensor", torch.asarray: "asarray",
                         _T.new_tensor: "new_tensor"}
 
@@ -583,6 +614,8 @@ class _Mode(TorchFunctionMode):
         self.handlers: dict[Any, Callable[..., Any]] = {
             _T.detach: self._detach, _T.detach_: self._detach, _T.numpy: self._numpy,
             _T.item: self._item, _T.tolist: self._tolist, _T.requires_grad_: self._requires_grad_,
+            torch.autograd.grad: self._grad_call, torch.autograd.backward: self._grad_call,
+            _T.backward: self._grad_call,
         }
         for f in _FACTORIES_FROM_DATA:
             self.handlers[f] = self._factory
@@ -591,14 +624,25 @@ class _Mode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if _COMPILER._is_compiling_flag:
+            # torch.compile is tracing (dynamo, then aot_autograd on fake tensors): nothing
+            # here is the script's data, and dynamo, tracing this method too, folds it to a call.
+            return func(*args, **kwargs)
         tr = self.tr
         if threading.get_ident() != tr._thread or tr._paused or self.off:
             return func(*args, **kwargs)
         h = self.handlers.get(func)
+        if h is None and type(func) is _PyFunction and hasattr(func, "__wrapped__"):
+            h = self.handlers.get(func.__wrapped__)  # the runner's backward/grad wrappers
         if h is not None:
             return h(func, args, kwargs)
-        if getattr(func, "__self__", None) is _DATA_DESCR:
+        owner = getattr(func, "__self__", None)
+        if owner is _DATA_DESCR:
             return self._detach(func, args, kwargs, kind="data")
+        if owner is _GRAD_DESCR and args and isinstance(args[0], torch.Tensor):
+            # The script reads a leaf's .grad (a gradient relay): that leaf's gradient is consumed.
+            self.tr._note_consumed([args[0]])
+            return func(*args, **kwargs)
         out = func(*args, **kwargs)
         # (isinstance, not type(): x.max(dim=0) returns a namedtuple, and its node must move the
         # sequence mark too, or the next module call would claim it)
@@ -662,6 +706,16 @@ class _Mode(TorchFunctionMode):
             self.tr._remember_value(first, prov)
         return _track_list(out, prov)
 
+    def _grad_call(self, func: Any, args: Any, kwargs: Any) -> Any:
+        """autograd.grad / backward with ``inputs=``: the gradients of those leaves are used."""
+        if func is torch.autograd.grad:
+            inputs = args[1] if len(args) > 1 else kwargs.get("inputs")
+        else:
+            inputs = kwargs.get("inputs")
+        if inputs is not None:
+            self.tr._note_consumed([inputs] if isinstance(inputs, torch.Tensor) else list(inputs))
+        return func(*args, **kwargs)
+
     # re-entries
     def _requires_grad_(self, func: Any, args: Any, kwargs: Any) -> Any:
         t = args[0]
@@ -701,6 +755,8 @@ class TraceSnapshot:
         self.records: dict[int, CutRecord] = {}
         self.reentry: dict[int, Any] = {}
         self.plain: dict[int, Any] = {}
+        self.consumed: dict[int, Any] = {}
+        self.steps: list[tuple[int, Any]] = []
 
     def add(self, tr: "Trace") -> None:
         """Merge what ``tr`` holds now; an earlier record of the same site pair is kept."""
@@ -709,9 +765,19 @@ class TraceSnapshot:
                 self.records.setdefault(id(r), r)
         self.reentry.update(tr._reentry_leaves)
         self.plain.update(tr._plain_leaves)
+        # The live containers, not copies: a gradient is read and an optimizer steps after the
+        # step's last backward, and the report is built only when the next step begins.
+        self.consumed = tr._consumed
+        self.steps = tr._steps
 
     def cut_records(self) -> list[CutRecord]:
         return list(self.records.values())
+
+    def consumed_leaf_ids(self) -> set[int]:
+        return {i for i, r in self.consumed.items() if r() is not None}
+
+    def optimizer_steps(self) -> list[tuple[int, Any]]:
+        return [(s, r()) for s, r in self.steps if r() is not None]
 
     def reentry_leaf_ids(self) -> set[int]:
         return {i for i, r in self.reentry.items() if r() is not None}
@@ -743,6 +809,10 @@ class Trace(contextlib.ContextDecorator):
         self._prov: dict[int, tuple[Any, Provenance]] = {}
         self._plain_leaves: dict[int, Any] = {}
         self._reentry_leaves: dict[int, Any] = {}
+        #: leaves whose gradient the script uses (an inputs= of autograd.grad, a .grad read)
+        self._consumed: dict[int, Any] = {}
+        #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
+        self._steps: list[tuple[int, Any]] = []
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
         # Every module that ran and every optimizer built or stepped while recording, by weak
         # reference: names.py names what no variable reaches (a model held by a registry).
@@ -786,6 +856,14 @@ class Trace(contextlib.ContextDecorator):
         """Every live optimizer built or stepped while recording, in the order first seen."""
         return [o for o in (r() for r in list(self._seen_optimizers.values())) if o is not None]
 
+    def consumed_leaf_ids(self) -> set[int]:
+        """``id()`` of live leaves whose gradient the script used (``inputs=``, a ``.grad`` read)."""
+        return {i for i, r in self._consumed.items() if r() is not None}
+
+    def optimizer_steps(self) -> list[tuple[int, Any]]:
+        """``(autograd sequence nr before the step, optimizer)`` of the recorded steps, oldest first."""
+        return [(s, r()) for s, r in self._steps if r() is not None]
+
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Record nothing inside this block (graphprobe's own confirmation backward)."""
@@ -801,6 +879,8 @@ class Trace(contextlib.ContextDecorator):
         self._closed.clear()
         self._reentry_leaves.clear()
         self._plain_leaves.clear()
+        self._consumed.clear()
+        self._steps.clear()
 
     # -- state kept while recording --------------------------------------------------------
     def _tensor_prov(self, t: torch.Tensor) -> Provenance | None:
@@ -821,6 +901,11 @@ class Trace(contextlib.ContextDecorator):
             d.pop(key, None)
 
         d[key] = (weakref.ref(t, gone), prov)
+
+    def _note_consumed(self, tensors: list[Any]) -> None:
+        for t in tensors[:64]:
+            if isinstance(t, torch.Tensor) and t.grad_fn is None and len(self._consumed) < 4096:
+                self._consumed[id(t)] = weakref.ref(t)
 
     def _drop_prov(self, t: torch.Tensor) -> None:
         self._prov.pop(id(t), None)
@@ -1142,7 +1227,16 @@ class Trace(contextlib.ContextDecorator):
             _sweep_modes()
             return
         try:
-            self._uninstall()
+            if _COMPILER._is_compiling_flag and self._mode is not None:
+                # Left while torch.compile compiles (a backward aot_autograd traces): its guards
+                # refer to the global hooks and the mode stack as they are now, so taking them
+                # off here would break the compile. Record nothing from now on; the hooks and
+                # patches come off at the next module call or optimizer step outside the
+                # compile, or when the run ends (release_modes).
+                self._mode.off = True
+                _DEFERRED.append(self)
+            else:
+                self._uninstall()
         finally:
             _ACTIVE = None
             self.active = False
@@ -1249,6 +1343,11 @@ class Trace(contextlib.ContextDecorator):
         self._patch(torch.Tensor, "__new__", tensor_new_recorded)
 
     def _pre_hook(self, module: Any, args: Any) -> None:
+        if _COMPILER._is_compiling_flag:  # dynamo inlines global hooks: nothing to note there
+            return
+        if not self.active:  # left during a compile (see __exit__): come off now
+            _sweep_modes()
+            return
         if not self._new_done:
             self._maybe_patch_new()
         seen = self._seen_modules.get(id(module))
@@ -1276,7 +1375,7 @@ class Trace(contextlib.ContextDecorator):
                 pass
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
-        if threading.get_ident() != self._thread:
+        if _COMPILER._is_compiling_flag or not self.active or threading.get_ident() != self._thread:
             return
         mods = self._modules
         while mods:
@@ -1284,9 +1383,16 @@ class Trace(contextlib.ContextDecorator):
                 break
 
     def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> tuple[Any, Any] | None:
+        if _DEFERRED and not self.active:
+            _sweep_modes()
+            return None
         self._note_optimizer(opt)
         if threading.get_ident() != self._thread:
             return None
+        if not self._paused:
+            # Which losses an optimizer's step follows tells what the user meant them to train.
+            self._steps.append((self._seq_hi, weakref.ref(opt)))
+            del self._steps[:-_MAX_STEPS]
         self._paused += 1
         # A closure (LBFGS, or any step(closure)) runs the user's forward and backward inside
         # step(): record it like any forward, not as the optimizer's own update. The hook hands
@@ -1345,19 +1451,15 @@ def _remove_from_stack(mode: Any) -> bool:
 def _leave_mode(mode: "_Mode") -> None:
     """graphprobe's mode off every stack it is on, by identity, never by popping the top.
 
-    torch.compile keeps the stack aside while it compiles (and puts it back after), so the
-    mode may be in dynamo's saved copy instead; inside the mode's own ``__torch_function__``
-    torch holds it off the stack and pushes it back after, so it may be nowhere yet: then it
-    only forwards from now on, and :func:`_sweep_modes` takes it off once it is back.
+    Two moments when it can't be taken off yet: while torch.compile compiles (dynamo keeps the
+    stack aside and puts it back after, and its guards refer to the modes by position: the
+    saved copy must not change under it), and inside the mode's own ``__torch_function__``
+    (torch holds it off the stack and pushes it back after). Then it only forwards from now on,
+    and :func:`_sweep_modes` takes it off at the next module call or optimizer step, or when the
+    run ends (:func:`release_modes`).
     """
     mode.off = True
-    found = _remove_from_stack(mode)
-    dyn = sys.modules.get("torch._dynamo.variables.torch_function")
-    mgr = getattr(dyn, "torch_function_mode_stack_state_mgr", None)
-    saved = getattr(mgr, "stack", None)
-    if isinstance(saved, list) and any(m is mode for m in saved):
-        mgr.stack = [m for m in saved if m is not mode]
-        found = True
+    found = not _COMPILER._is_compiling_flag and _remove_from_stack(mode)
     if not found:
         _STALE_MODES.append(mode)
         if not _SWEEP_HOOKS:
@@ -1371,10 +1473,15 @@ def _leave_mode(mode: "_Mode") -> None:
 
 
 _SWEEP_HOOKS: list[Any] = []
+_DEFERRED: list[Any] = []  # traces left while torch.compile compiled, still to uninstall
 
 
 def _sweep_modes() -> None:
     """Take graphprobe modes left behind (see :func:`_leave_mode`) off the stack."""
+    if _COMPILER._is_compiling_flag:  # dynamo traces hooks too, and owns the stack meanwhile
+        return
+    while _DEFERRED:
+        _DEFERRED.pop()._uninstall()
     for m in list(_STALE_MODES):
         if _remove_from_stack(m):
             _STALE_MODES.remove(m)
@@ -1385,7 +1492,11 @@ def _sweep_modes() -> None:
 
 
 def release_modes() -> None:
-    """Make sure nothing of graphprobe's stays on torch's function-mode stack (call when a run ends)."""
+    """Make sure nothing of graphprobe's stays on torch's function-mode stack, nor its hooks and
+    patches from a trace left during a compile (call when a run ends)."""
+    _sweep_modes()
+    if _COMPILER._is_compiling_flag:
+        return
     for m in _mode_stack():
         if isinstance(m, _Mode) and m.off:
             _remove_from_stack(m)
@@ -1424,11 +1535,17 @@ def _np_watch(orig: Callable[..., Any], name: str) -> Callable[..., Any]:
         proto = args[0] if name.endswith("_like") and args else None
         if isinstance(proto, TrackedArray):
             args = (proto.view(np.ndarray),) + args[1:]
+        fill_prov = None
+        if name in ("full", "full_like"):  # the fill value is data: np.full(n, loss.item())
+            fill_prov = _get_prov(args[1] if len(args) > 1 else kwargs.get("fill_value"))
         out = orig(*args, **kwargs)
         tr = _ACTIVE
         if tr is not None and type(out) is np.ndarray and threading.get_ident() == tr._thread \
                 and _is_user_file(sys._getframe(1).f_code.co_filename):
-            return out.view(TrackedArray)
+            w = out.view(TrackedArray)
+            if fill_prov is not None:
+                _assign(w, _tag(fill_prov.then(f"np.{name}", user_location())))
+            return w
         return out
 
     watch.__name__ = name

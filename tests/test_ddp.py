@@ -79,8 +79,9 @@ def test_torchrun_ddp_unreached_aux_head(tmp_path):
             assert x["optimizers"] == ["opt"] and x["severity"] == "error"
         assert sorted(d["reaches"]["loss"]) == sorted(ALL[:4])
         assert d["findings"]["error"] == 2
-        # DDP's own error ended the step: a note, not a finding of its own.
-        assert d["errors"] == []
+        # DDP's own error ended the step: an info finding (made before the report is frozen) and a
+        # note, never an error of its own; the unreached parameters are the finding.
+        assert [(e["kind"], e["severity"]) for e in d["errors"]] == [("ddp_unused", "info")]
         assert len(d["notes"]) == 1 and "Expected to have finished reduction" in d["notes"][0]
         assert "model.aux_head.weight" in d["notes"][0] and "ddp_script.py:42" in d["notes"][0]
         assert d["verdict"].endswith("model.aux_head.weight, model.aux_head.bias get no gradient from it")

@@ -26,6 +26,10 @@ Oracles:
   and nothing else is reported (compared as sets of ``(kind, line)``); every location is in the
   generated file.
 
+A second generator (at the end of the file) writes programs whose links write into buffers
+(``buf[idx] = x``, ``copy_``, ``out=``, ``index_put_``, numpy ``a[...] = x``, ``np.copyto``,
+writes under ``no_grad``), checked by the same two oracles.
+
 ``GRAPHPROBE_FUZZ=long`` runs thousands of programs; the default ("ci") runs several hundred,
 derandomized (about 20 s on two cores). The last test checks that the fuzzer really ran that many
 (it skips when the fuzzer was deselected or failed). A failing program is in the assertion
@@ -485,7 +489,8 @@ def check_program(prog: Program) -> None:
     expected = {(kind, line) for i, kind, line in cuts if i in live}
     reported = set()
     for c in r.cuts:
-        file, _, line = c["location"].rpartition(":")
+        # A no_grad cut's location is its `with` line; the op inside it is exit_location.
+        file, _, line = (c.get("exit_location") or c["location"]).rpartition(":")
         assert file == path, f"cut located outside the program: {c['location']}{why}"
         reported.add((c["kind"], int(line)))
     assert reported == expected, (
@@ -679,3 +684,142 @@ HELD_SETTINGS = {
 @example(HeldProgram(("attr", "closure", "dict"), (False, True), (0, None, 1), ("hidden", "dict"), (0,), True, False))
 def test_models_and_optimizers_held_on_objects_are_named_by_their_path(prog):
     check_held_program(prog)
+
+
+# -- write paths ---------------------------------------------------------------------------------
+# Programs whose links write into buffers: data is written into a tensor or an ndarray that the
+# next module reads (``buf[idx] = x``, ``copy_``, ``out=``, ``index_put_``, numpy ``a[...] = x``,
+# ``np.copyto``, writes under ``no_grad``), or written with gradient intact (no cut), or a
+# tensor that requires grad gets a detached column written into it (the cut closes at the
+# write; the other columns still carry gradient). Same oracles: autograd's reach, and the cut
+# links into live modules as (kind, line) sets.
+
+WRITE_KINDS = ["direct", "grad_write", "setitem", "copy", "out", "index_put", "np_setitem", "np_copyto",
+               "no_grad_write", "grad_target"]
+WRITE_EXITS = {  # kind -> forms: (lines, cut kind or None); {z} the input, {t} the result, EXIT marks
+    "direct": [(["{t} = {z}"], None)],
+    "grad_write": [(["{t} = torch.zeros(2, 4)", "{t}[:] = {z}"], None),
+                   (["{t} = torch.zeros(2, 4)", "{t}.copy_({z})"], None),
+                   (["{t} = torch.zeros(2, 4)", "{t}[:, :2] = {z}[:, :2]", "{t}[:, 2:] = {z}[:, 2:] * 0.5"], None),
+                   (["{t} = torch.zeros(2, 4)", "{t}.index_put_((torch.arange(2),), {z})"], None)],
+    "setitem": [(["{t} = torch.zeros(2, 4)", "{t}[:] = {z}.detach()  # EXIT"], "detach"),
+                (["{t} = torch.zeros(2, 4)", "for r in range(2):", "    {t}[r] = {z}[r].data  # EXIT"], "data"),
+                (["{t} = torch.ones(2, 4)", "{t}[:, 1:] = {z}.detach()[:, 1:] * 2.0  # EXIT"], "detach")],
+    "copy": [(["{t} = torch.empty(2, 4)", "{t}.copy_({z}.detach())  # EXIT"], "detach"),
+             (["{t} = torch.zeros(4, 4)", "{t}[:2].copy_({z}.data)  # EXIT", "{t} = {t}[:2]"], "data")],
+    "out": [(["{t} = torch.empty(2, 4)", "torch.mul({z}.detach(), 1.5, out={t})  # EXIT"], "detach"),
+            (["{t} = torch.empty(2, 4)", "torch.add({z}.data, 0.5, out={t})  # EXIT"], "data")],
+    "index_put": [(["{t} = torch.zeros(2, 4)", "{t}.index_put_((torch.arange(2),), {z}.detach())  # EXIT"], "detach"),
+                  (["{t} = torch.zeros(2, 4)", "{t}.index_add_(0, torch.arange(2), {z}.data)  # EXIT"], "data")],
+    "np_setitem": [(["a_ = np.zeros((2, 4), dtype=np.float32)", "a_[:, :] = {z}.detach().numpy()  # EXIT",
+                     "{t} = torch.from_numpy(a_)"], "numpy"),
+                   (["a_ = np.zeros((2, 4), dtype=np.float32)", "a_[:, 0] = {z}.detach().numpy()[:, 0]  # EXIT",
+                     "a_[:, 1:] = 0.5", "{t} = torch.as_tensor(a_)"], "numpy")],
+    "np_copyto": [(["a_ = np.empty((2, 4), dtype=np.float32)", "np.copyto(a_, {z}.detach().numpy())  # EXIT",
+                    "{t} = torch.tensor(a_)"], "numpy"),
+                  (["a_ = np.ones((2, 4), dtype=np.float32)", "np.multiply({z}.detach().numpy(), 2.0, out=a_)  # EXIT",
+                    "{t} = torch.from_numpy(a_)"], "numpy")],
+    "no_grad_write": [(["{t} = torch.zeros(2, 4)", "with torch.no_grad():", "    {t}.copy_({z})  # EXIT"], "no_grad"),
+                      (["{t} = torch.zeros(2, 4)", "with torch.no_grad():", "    {t}[:] = {z} * 2.0  # EXIT"], "no_grad"),
+                      (["{t} = torch.zeros(2, 4)", "with torch.no_grad():", "    torch.tanh({z}, out={t})  # EXIT"], "no_grad"),
+                      (["{t} = torch.zeros(2, 4)", "with torch.no_grad():",
+                        "    {t}.scatter_add_(0, torch.tensor([[0, 1, 0, 1], [1, 0, 1, 0]]), {z})  # EXIT"], "no_grad")],
+    "grad_target": [(["{t} = {z} * 1.0", "{t}[:, 0] = {z}.detach()[:, 0]  # EXIT"], "detach")],
+}
+
+
+class WLink(NamedTuple):
+    kind: str
+    form: int
+    in_func: bool  # the write happens in a helper function of the script
+
+
+class WProgram(NamedTuple):
+    n: int
+    srcs: tuple     # for modules 1..n-1: the earlier output each reads
+    links: tuple    # one WLink per module 1..n-1
+    losses: tuple   # tuples of module indices
+
+
+@st.composite
+def write_programs(draw):
+    n = draw(st.integers(2, 4))
+    srcs = tuple(draw(st.integers(0, i - 1)) for i in range(1, n))
+    links = tuple(WLink(k, draw(st.integers(0, 3)), draw(st.booleans()))
+                  for k in (draw(st.sampled_from(WRITE_KINDS)) for _ in range(1, n)))
+    losses = draw(st.lists(st.lists(st.integers(0, n - 1), min_size=1, max_size=2, unique=True).map(tuple),
+                           min_size=1, max_size=2))
+    return WProgram(n, srcs, links, tuple(losses))
+
+
+def generate_writes(prog: WProgram) -> tuple[str, list[tuple[int, str, int]]]:
+    """The script for ``prog``, and each cut link as (downstream module, kind, exit line)."""
+    helpers: list[str] = []
+    main = ["torch.manual_seed(0)"] + [f"m{i} = nn.Linear(4, 4)" for i in range(prog.n)]
+    main += ["x = torch.ones(2, 4) * 0.3", "h0 = m0(x)"]
+    marks: list[tuple[int, str, list[str], int]] = []  # (module, kind, the block, its line index)
+    for i, (src, link) in enumerate(zip(prog.srcs, prog.links), start=1):
+        forms = WRITE_EXITS[link.kind]
+        lines, cut = forms[link.form % len(forms)]
+        if link.in_func:
+            body = ["    " + s.format(z="z", t="t") for s in lines]
+            helpers += ["", f"def wlink{i}(z):"] + body + ["    return t"]
+            block, where = helpers, len(helpers) - len(body) - 1
+            main.append(f"t{i} = wlink{i}(h{src})")
+        else:
+            body = [s.format(z=f"h{src}", t=f"t{i}").replace("a_", f"a{i}") for s in lines]
+            block, where = main, len(main)
+            main += body
+        if cut is not None:
+            k = next(j for j, s in enumerate(body) if "# EXIT" in s)
+            marks.append((i, cut, block, where + k))
+        main.append(f"h{i} = m{i}(t{i})")
+    for k, terms in enumerate(prog.losses):
+        main.append(f"L{k} = " + " + ".join(f"h{j}.pow(2).mean()" for j in terms))
+    head = ["import numpy as np", "import torch", "from torch import nn"]
+    text = "\n".join(head + helpers + [""] + main) + "\n"
+    offset = {id(helpers): len(head), id(main): len(head) + len(helpers) + 1}
+    cuts = [(i, kind, offset[id(block)] + idx + 1) for i, kind, block, idx in marks]
+    return text, cuts
+
+
+CHECKED_WRITES = {"programs": 0}
+
+
+@settings(max_examples=150 if PROFILE == "ci" else 2000, deadline=None, derandomize=PROFILE == "ci",
+          database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(write_programs())
+def test_generated_write_programs_match_autograd(prog):
+    text, cuts = generate_writes(prog)
+    path = os.path.join(TMP_DIR, f"wprog_{next(_FILE_NO)}.py")
+    with open(path, "w") as fh:
+        fh.write(text)
+    why = f"\n--- {path} ---\n{text}"
+    ns: dict = {"__name__": "graphprobe_fuzz_program", "__file__": path}
+    names = [f"L{k}" for k in range(len(prog.losses))]
+    try:
+        with graphprobe.trace():
+            exec(compile(text, path, "exec"), ns)
+            params = {f"m{i}": ns[f"m{i}"] for i in range(prog.n)}
+            losses = [ns[nm] for nm in names]
+            r = graphprobe.probe(*losses, params=params, names=names)
+        all_params = [(f"{mn}.{pn}", p) for mn, m in params.items() for pn, p in m.named_parameters()]
+        for name, loss in zip(names, losses):
+            grads = torch.autograd.grad(loss, [p for _, p in all_params], allow_unused=True, retain_graph=True)
+            oracle = {pn for (pn, _), g in zip(all_params, grads) if g is not None}
+            assert set(r.reaches[name]) == oracle, f"reaches[{name}] = {r.reaches[name]}, autograd: {sorted(oracle)}{why}"
+        live = {j for terms in prog.losses for j in terms}
+        for i in range(prog.n - 1, 0, -1):
+            if i in live:
+                live.add(prog.srcs[i - 1])
+        expected = {(kind, line) for i, kind, line in cuts if i in live}
+        reported = set()
+        for c in r.cuts:
+            file, _, line = c["location"].rpartition(":")
+            assert file == path, f"cut located outside the program: {c['location']}{why}"
+            reported.add((c["kind"], int(line)))
+        assert reported == expected, f"missing {sorted(expected - reported)}, invented {sorted(reported - expected)}{why}"
+    except BaseException:
+        CHECKED["failed"] += 1
+        raise
+    CHECKED_WRITES["programs"] += 1

@@ -146,7 +146,11 @@ def test_each_exit_kind_is_recorded(nets, fn, kind):
         assert cut["kind"] in kind
     else:
         assert cut["kind"] == kind
-    assert _line(cut["location"]) == _marker_line(fn, "# EXIT")
+    # A no_grad cut points at its `with` line (the line to change), the op inside it kept too.
+    assert _line(cut.get("exit_location") or cut["location"]) == _marker_line(fn, "# EXIT")
+    if cut["kind"] == "no_grad":
+        assert _line(cut["location"]) == _marker_line(fn, "# EXIT") - 1
+        assert "with torch." in cut["line"] and "no_grad()" in cut["fix"] or "inference_mode" in cut["line"]
     assert _line(cut["reentry_location"]) == _marker_line(fn, "# BACK")
     assert cut["from"]["module"] == "net1"
     assert cut["to"]["module"] == "net2"

@@ -25,6 +25,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..locations import short_location
+
 if TYPE_CHECKING:
     from ..report import Report
 
@@ -80,9 +82,10 @@ def _inline_svg(svg: str) -> str:
 
 
 def _short(loc: str | None) -> str:
+    """``cor.py:26`` (a notebook cell: ``In [3], line 4``); the JSON keeps the full path."""
     if not loc:
         return ""
-    return str(loc).replace("\\", "/")
+    return short_location(str(loc))
 
 
 def _badge(sev: str, text: str | None = None) -> str:
@@ -91,15 +94,29 @@ def _badge(sev: str, text: str | None = None) -> str:
 
 def _finding_items(report: "Report") -> list[tuple[int, str]]:
     """``(sort key, <li> html)`` for each finding, in the order the page lists them."""
-    items: list[tuple[tuple[int, int, int], str]] = []
+    items: list[tuple[tuple[int, ...], str]] = []
+    # Root cause first: each cause's own finding, then what it explains, causes in their order.
+    causes = list(getattr(report, "causes", None) or [])
+    cause_of: dict[tuple[str, int], int] = {}
+    for ci, cause in enumerate(causes):
+        cause_of[tuple(cause.finding)] = ci
+    lists = {0: "cuts", 1: "detached", 2: "freed", 3: "errors"}
 
     def li(sev: str, kind: str, attrs: dict[str, str], title: str, body: list[str],
            order: tuple[int, int], extra_badges: str = "", muted: bool = False) -> None:
         data = "".join(f' data-{k}="{_e(v)}"' for k, v in attrs.items())
         cls = "gp-finding" + (" gp-muted" if muted else "")
+        key = (lists.get(order[0], ""), order[1])
+        own = cause_of.get(key)
+        finding = getattr(report, key[0], [])[order[1]] if key[0] else {}
+        by = finding.get("caused_by") if own is None else None
+        if by is not None and 0 <= by < len(causes) and causes[by].finding != key:
+            body = body + [row("caused by", _e(causes[by].title))]
+        rank = own if own is not None else (by if by is not None else len(causes))
         head = (f'<div class="gp-f-head">{_badge(sev)}{extra_badges}'
                 f'<span class="gp-f-title">{title}</span></div>')
-        items.append(((1 if muted else 0, _SEV_ORDER.get(sev, 3), order[0] * 100000 + order[1]),
+        items.append(((1 if muted else 0, rank, 0 if own is not None else 1, _SEV_ORDER.get(sev, 3),
+                       order[0] * 100000 + order[1]),
                       f'<li class="{cls}" tabindex="0" role="button" data-kind="{_e(kind)}" '
                       f'data-severity="{_e(sev)}"{data}>{head}{"".join(body)}</li>'))
 
@@ -119,15 +136,25 @@ def _finding_items(report: "Report") -> list[tuple[int, str]]:
         loc = _short(c.get("location"))
         if loc:
             body.append(row("at", f'<code>{_e(loc)}</code>'))
+        if c.get("line"):
+            body.append(f'<pre class="gp-pre">{_e(c["line"])}</pre>')
+        if c.get("exit_location"):
+            body.append(row("inside", f'<code>{_e(_short(c["exit_location"]))}</code>'))
+        own = cause_of.get(("cuts", i))
+        for st in (causes[own].starves if own is not None else []):
+            held = f" held by {', '.join(st.optimizers)}" if st.optimizers else ""
+            body.append(row("starves", f"<b>{_e(st.module)}</b>: {len(st.params)} parameter"
+                                       f"{'s' if len(st.params) != 1 else ''}{_e(held)}"))
         re_loc = _short(c.get("reentry_location"))
         if re_loc and re_loc != loc:
             body.append(row("re-enters", f'<code>{_e(re_loc)}</code>'))
         for b in c.get("blocked") or []:
-            ps = ", ".join(b.get("params") or [])
-            body.append(row("blocks", f'<b>{_e(b.get("loss"))}</b> cannot reach {_e(ps)}'))
+            ps = list(b.get("params") or [])
+            shown = ", ".join(ps[:6]) + (f" … and {len(ps) - 6} more" if len(ps) > 6 else "")
+            body.append(row("blocks", f'<b>{_e(b.get("loss"))}</b> cannot reach {_e(shown)}'))
         body += _why_and_fix(c)
         nodes = [n for n in (src.get("node"), dst.get("node")) if isinstance(n, int)]
-        extra = ""
+        extra = f'<span class="gp-tag">{int(c["count"])}×</span>' if (c.get("count") or 1) > 1 else ""
         if c.get("guess"):
             extra += '<span class="gp-tag">guess</span>'
         if c.get("ignored"):

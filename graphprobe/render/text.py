@@ -11,6 +11,8 @@ from ..locations import short_location as _short
 
 __all__ = ["render_text"]
 
+MAX_LINE = 160  # the longest line the report prints (wrapped text continues indented)
+
 _COLORS = {"error": "\033[31;1m", "warning": "\033[33m", "info": "\033[36m", "bold": "\033[1m", "dim": "\033[2m"}
 _RESET = "\033[0m"
 
@@ -41,8 +43,8 @@ def render_text(report: "Report", color: bool = False) -> str:
     if report.shared:
         lines += ["", c("bold", "Shared")]
         for s in report.shared:
-            ps = ", ".join(s["params"]) or f"{len(s['nodes'])} nodes, no parameters"
-            lines.append(f"  {' & '.join(s['losses'])} share {ps}")
+            shared = _join(s["params"], 6) or f"{len(s['nodes'])} nodes, no parameters"
+            lines.append(_cap(f"  {' & '.join(s['losses'])} share {shared}"))
     comps = report.components
     if len(comps) > 1:
         lines += ["", c("bold", f"Components ({len(comps)})")]
@@ -50,57 +52,99 @@ def render_text(report: "Report", color: bool = False) -> str:
             ls = ", ".join(comp["losses"]) or "no loss"
             ps = comp["params"]
             pstr = ", ".join(ps[:6]) + (f" and {len(ps) - 6} more" if len(ps) > 6 else "")
-            lines.append(f"  {i + 1}. {ls}: {pstr or 'no parameters'}")
-    if report.cuts:
-        lines += ["", c("bold", "Cuts")]
-        for cut in report.cuts:
-            chain = " → ".join(s["op"] for s in cut["chain"])
-            ign = c("dim", " (ignored)") if cut.get("ignored") else ""
-            guess = " (linked by value: a guess)" if cut.get("guess") else ""
-            frm = cut["from"]["module"] or cut["from"]["op"]
-            to = cut["to"]["module"] or cut["to"]["op"]
-            lines.append(f"  {tag(cut['severity'])} {cut['kind']} cut at {_short(cut['location'])}: "
-                         f"{frm} → {to} via {chain}{guess}{ign}")
-            if cut.get("reentry_location") and cut["reentry_location"] != cut["location"]:
-                lines.append(f"      re-entered autograd at {_short(cut['reentry_location'])}")
-            for b in cut["blocked"]:
-                lines.append(f"      {b['loss']} cannot reach {', '.join(b['params'])}")
-            lines.append(f"      why: {cut['reason']}")
-            lines.append(f"      fix: {cut['fix']}")
-    det = report.detached
-    if det:
-        lines += ["", c("bold", "Detached")]
-        for d in det:
-            held = f" (held by {', '.join(d['optimizers'])})" if d["optimizers"] else ""
-            what = "no loss reaches it" if d["kind"] == "unreached" else "re-entry leaf"
-            lines.append(f"  {tag(d['severity'])} {d['name']}{held}: {what}")
-            lines.append(f"      why: {d['reason']}")
-            lines.append(f"      fix: {d['fix']}")
+            lines.append(_cap(f"  {i + 1}. {ls}: {pstr or 'no parameters'}"))
+    causes = list(getattr(report, "causes", None) or [])
+    if causes:
+        lines += ["", c("bold", "Causes") + "  (root cause first; what each one starves)"]
+        for cause in causes:
+            lines += _cause_lines(report, cause, tag)
+    # Findings no cause stands for (an unused module's parameters: info) are listed briefly.
+    explained = {(k, i) for cs in causes for k, i in [cs.finding] + list(cs.explains)}
+    other = [d for i, d in enumerate(report.detached) if ("detached", i) not in explained]
+    if other:
+        lines += ["", c("bold", "Also")]
+        by: dict[tuple[str, str], list[str]] = {}
+        for d in other:
+            by.setdefault((d["severity"], d["reason"]), []).append(d["name"])
+        for (sev, reason), names in by.items():
+            lines.append(_cap(f"  {tag(sev)} {_join(names)}: {reason}"))
+    ignored = [cut for cut in report.cuts if cut.get("ignored")]
+    for cut in ignored:
+        lines.append(_cap(f"  {c('dim', '(ignored)')} {cut['kind']} cut at {_short(cut['location'])}"))
     if report.frozen:
         lines += ["", c("bold", "Frozen") + " (requires_grad=False; not detached)"]
         names = [f["name"] for f in report.frozen]
-        lines.append("  " + ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else ""))
-    if report.freed:
-        lines += ["", c("bold", "Freed")]
-        for f in report.freed[:10]:
-            lines.append(f"  {tag('error')} {f['reason']}")
-        if len(report.freed) > 10:
-            lines.append(f"  ... and {len(report.freed) - 10} more freed nodes")
-        lines.append(f"      fix: {report.freed[0]['fix']}")
-    if report.errors:
-        lines += ["", c("bold", "Errors")]
-        for e in report.errors:
-            lines.append(f"  {tag(e['severity'])} {e['message']}")
-            if e.get("fix"):
-                lines.append(f"      fix: {e['fix']}")
+        lines.append(_cap("  " + _join(names, 12)))
     if report.opaque:
         lines += ["", c("bold", "Can't see inside")]
         for o in report.opaque[:10]:
-            lines.append(f"  {o['op']}" + (f" in {o['module']}" if o["module"] else "") + f": {o['reason']}")
+            lines.append(_cap(f"  {o['op']}" + (f" in {o['module']}" if o["module"] else "") + f": {o['reason']}"))
+    said = {e["message"] for e in report.errors}
     for n in report.notes:
-        lines.append(c("dim", f"note: {n}"))
+        if n not in said:
+            lines.append(_cap(c("dim", f"note: {n}")))
     counts = report.counts()
     lines += ["", f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info"]
     return "\n".join(lines) + "\n"
 
 
+
+
+def _join(names: list[str], limit: int = 4) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" … and {len(names) - limit} more"
+
+
+def _cap(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE - 1] + "…"
+
+
+def _wrap(prefix: str, text: str, indent: str = "        ") -> list[str]:
+    """``prefix + text`` broken at spaces into lines of at most MAX_LINE characters."""
+    import textwrap
+
+    return textwrap.wrap(prefix + text, MAX_LINE, subsequent_indent=indent, break_long_words=True,
+                         break_on_hyphens=False) or [prefix.rstrip()]
+
+
+def _cause_lines(report: "Report", cause: Any, tag: Any) -> list[str]:
+    """One cause: its title, the quoted line, what it starves by module, why, and the fix."""
+    kind, idx = cause.finding
+    f = getattr(report, kind)[idx] if idx < len(getattr(report, kind)) else {}
+    out = []
+    head = f"  {tag(cause.severity)} {cause.title}"
+    if kind == "cuts" and f:
+        frm = f["from"].get("module") or f["from"].get("op")
+        to = f["to"].get("module") or f["to"].get("op")
+        head += f": {frm} → {to}"
+    out.append(_cap(head))
+    if cause.line:
+        out.append(_cap(f"      {_short(cause.location)}  {cause.line}"))
+    if kind == "cuts" and f:
+        chain = " → ".join(str(s["op"]) for s in f["chain"])
+        via = f"      via {chain}"
+        if f.get("exit_location"):
+            via += f"; the op inside it at {_short(f['exit_location'])}"
+        if f.get("reentry_location") and f["reentry_location"] != f["location"]:
+            via += f"; re-entered autograd at {_short(f['reentry_location'])}"
+        out.append(_cap(via))
+    for st in cause.starves:
+        held = f" held by {', '.join(st.optimizers)}" if st.optimizers else ""
+        n = len(st.params)
+        of = f", for {_join(st.losses, 3)}" if st.losses else ""
+        names = f" ({_join(st.params)})" if n > 1 else f" ({st.params[0]})"
+        out.append(_cap(f"      starves {st.module}: {n} parameter{'s' if n != 1 else ''}{held}{of}{names}"))
+    explained = [getattr(report, k)[i] for k, i in cause.explains if i < len(getattr(report, k))]
+    leaves = [d["name"] for d in explained if d.get("kind") == "reentry_leaf"]
+    if leaves:
+        out.append(_cap(f"      rebuilt leaf: {_join(leaves)}"))
+    freed = [d for d in explained if "op" in d and "losses" in d and d.get("kind") is None]
+    if freed:
+        ops = sorted({str(d["op"]) for d in freed})
+        out.append(_cap(f"      freed: {len(freed)} node{'s' if len(freed) != 1 else ''} ({_join(ops)})"))
+    if cause.reason:
+        out += _wrap("      why: ", cause.reason)
+    if cause.fix:
+        out += _wrap("      fix: ", cause.fix)
+    return out
