@@ -1,43 +1,55 @@
-"""Names found the way a person would: parameters, modules, optimizers and losses, wherever the script keeps them.
+"""Names found the way a person would: parameters, modules and optimizers, wherever the script keeps them.
 
 Where objects are looked for, in this order (the rank of what is found):
 
-1. the user's frames: the one that calls backward (or ``probe()``), then each user frame that
-   called it, outwards: the locals (closure variables included) of a run of frames in one
-   module, innermost first, then that module's globals, then the next module's frames;
-2. from each variable, what is reachable through attributes (``self.model``, ``trainer.opt``),
-   list and tuple items (``nets[1]``), dict values (``opts["g"]``) and a function's closure
-   cells, at most ``_MAX_HOPS`` steps away;
+1. the user's frames (:func:`user_frames`): the one that calls backward (or ``probe()``), then
+   each frame that called it, outwards; the locals (closure variables included) of a run of
+   frames in one module, innermost first, then that module's globals, then the next module's
+   frames. torch's, numpy's and graphprobe's frames are skipped, and so are an installed
+   library's outside the user's own code (pytest's, IPython's);
+2. from each variable, what is reachable through attributes (``self.model``, ``trainer.opt``,
+   a module's plain attributes such as a list of layers or its own ``self.opt``), list and tuple
+   items (``nets[1]``), dict values (``opts["g"]``), a function's closure cells and an LR
+   scheduler's optimizer, at most ``_MAX_HOPS`` steps away and ``_MAX_VISITS`` values in all;
 3. the recorder's registries (:meth:`graphprobe.trace.Trace.modules_seen`, ``optimizers_seen``):
    every module whose forward ran and every optimizer built or stepped while recording, for
    what no variable reaches. A module built and called inside another's ``forward`` is named by
    that caller (``seq.<Linear>``), one that ran from nowhere by its class (``Net``);
-4. for optimizers only, when the registry may have missed some (``probe()`` outside ``render``),
-   the garbage collector: one pass over its objects (see :func:`_gc_optimizers` for the cost),
-   run only when a trainable parameter found is held by no optimizer found, and only an
-   optimizer holding such a parameter is taken (the heap may hold another program's).
+4. the garbage collector, bounded, only for what is still missing: an optimizer for a found
+   trainable parameter no found optimizer holds (``probe()`` outside ``render``; see
+   :func:`_gc_optimizers`), and, for a parameter the walk meets that nothing above named, the
+   live module holding it, by class (:func:`name_hidden`).
 
 The naming rule. Every module, optimizer and tensor gets the first path found in that order:
 the most local frame first, then fewer steps from a variable, then the order variables were
-bound in. Parameters are named through the *outermost* module found, one no other found module
-contains, so a parameter reachable as both ``model.enc.weight`` and ``enc.weight`` is called the
-former, and the path of that module is its most local one (``self.model`` in the method that
-calls backward, rather than ``trainer.model`` in its caller). A wrapper that only holds the
-user's module (DDP, DataParallel, ``torch.compile``, FSDP, checkpoint_wrapper) adds no level:
-with ``model = DDP(Net())`` the head's weight is ``model.head.weight``, not
-``model.module.head.weight``. A parameter no module found owns is named by a path to the tensor
-(``self.w``), else by its optimizer (``opt.param_groups[0][3]``). Two different parameters that
-come out with one name are told apart with ``#2``.
+bound in. Three refinements keep a name saying which object it is:
+
+- a name bound to another object in a more local frame is shadowed there (an outer ``self``);
+- a name the stack binds to several objects (``self``, a layer in the method that calls
+  backward and its net in the caller) or that its code binds only inside a loop (``net`` in
+  ``for net in nets``) is used only when nothing else reaches the object: ``net.layers[1]``,
+  ``nets[1]`` say which;
+- parameters are named through the *outermost* module found, one no other found module
+  contains, so a parameter reachable as both ``model.enc.weight`` and ``enc.weight`` is called
+  the former, and the path of that module is its most local one (``self.model`` in the method
+  that calls backward, rather than ``trainer.model`` in its caller).
+
+A wrapper that only holds the user's module (DDP, DataParallel, ``torch.compile``, FSDP,
+checkpoint_wrapper) adds no level: with ``model = DDP(Net())`` the head's weight is
+``model.head.weight``, not ``model.module.head.weight``. A parameter no module found owns is
+named by a path to the tensor (``self.w``), else by its optimizer (``opt.param_groups[0][3]``).
+Two different parameters that come out with one name are told apart with ``#2``. The runner
+names what each backward of a step saw and merges them, the earliest first
+(:meth:`Known.merged`); an uninitialised lazy parameter (``nn.LazyLinear``) is left out and
+listed in ``Known.uninitialized``.
 
 Nothing here keeps a tensor alive after the probe returns: :class:`Known` is dropped by
 :func:`graphprobe.probe` once the graph is built.
 """
 from __future__ import annotations
 
-import ast
 import gc
 import itertools
-import linecache
 import os
 import sysconfig
 import types
@@ -49,9 +61,10 @@ import torch
 from torch import nn
 
 from .locations import is_user_file
+from .scopes import loop_spans
 
 __all__ = ["ParamInfo", "Known", "Registry", "collect_known", "name_hidden", "frame_namespaces",
-           "user_frames", "name_of", "strip_wrapper", "loss_terms", "is_uninitialized"]
+           "user_frames", "name_of", "strip_wrapper", "is_uninitialized"]
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -387,14 +400,7 @@ def _searchable(v: Any) -> bool:
 
 def _loop_bound(f: types.FrameType | None) -> set[str]:
     """Names the code of ``f`` binds only inside loops (``for net, opt in zip(nets, opts)``)."""
-    if f is None:
-        return set()
-    code = f.f_code
-    key = (code.co_filename, code.co_firstlineno)
-    if key not in _LOOP_NAMES:
-        scope = _scope_of(code)
-        _LOOP_NAMES[key] = _bindings(scope) if scope is not None else None
-    bindings = _LOOP_NAMES[key]
+    bindings = loop_spans(f.f_code) if f is not None else None
     if not bindings:
         return set()
     return {name for name, spans in bindings.items() if spans and all(sp is not None for sp in spans)}
@@ -755,130 +761,3 @@ def _add_params(known: Known, params: Any, namespaces: list[Mapping[str, Any]]) 
             raise ProbeInputError(
                 f"params[{i}] is a {type(m).__name__}; give a dict or a list of nn.Modules."
             )
-
-
-# -- named terms of a loss ----------------------------------------------------------------------
-# Nodes through which a named tensor stays a term of the sum being backwarded: additions,
-# subtractions, negation and scaling (a product or quotient with one side that needs no grad,
-# as in 0.5 * kl). A stack, cat, sum or mean gathers many values (a loop's log_probs) and a
-# product of two graphs mixes them: the walk stops there.
-_ADDITIVE = frozenset({"AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1", "RsubBackward0",
-                       "RsubBackward1", "NegBackward0"})
-_SCALING = frozenset({"MulBackward0", "MulBackward1", "DivBackward0", "DivBackward1"})
-_MAX_SPINE = 10_000
-
-
-def _spine(roots: Sequence[torch.Tensor]) -> set[Any]:
-    """Autograd nodes below the roots reached through additive nodes only (iterative).
-
-    Notes
-    -----
-    Complexity: O(nodes on the additive spine), at most ``_MAX_SPINE``.
-    """
-    out: set[Any] = set()
-    stack = [r.grad_fn for r in roots if isinstance(r, torch.Tensor) and r.grad_fn is not None]
-    starts = set(stack)
-    while stack and len(out) < _MAX_SPINE:
-        fn = stack.pop()
-        if fn in out:
-            continue
-        out.add(fn)
-        name = type(fn).__name__
-        nxt = [n for n, _ in fn.next_functions if n is not None]
-        if name in _ADDITIVE or (name in _SCALING and len(nxt) == 1):
-            stack.extend(nxt)
-    return out - starts
-
-
-_LOOP_NAMES: dict[tuple[str, int], dict[str, list[tuple[int, int] | None]] | None] = {}
-
-
-def _bindings(scope: ast.AST) -> dict[str, list[tuple[int, int] | None]]:
-    """For each name a function (or module) binds: per binding, the lines of the innermost loop around it, or None.
-
-    Nested functions and classes are other scopes and are skipped (iterative walk).
-    """
-    out: dict[str, list[tuple[int, int] | None]] = {}
-    stack: list[tuple[ast.AST, tuple[int, int] | None]] = [(c, None) for c in ast.iter_child_nodes(scope)]
-    while stack:
-        node, loop = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
-                             ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            out.setdefault(node.id, []).append(loop)
-        inner = loop
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
-            inner = (node.lineno, node.end_lineno or node.lineno)
-        for c in ast.iter_child_nodes(node):
-            stack.append((c, inner))
-    return out
-
-
-def _scope_of(code: types.CodeType) -> ast.AST | None:
-    """The syntax tree of the function (or module) ``code`` runs, from its source; None if unreadable."""
-    src = "".join(linecache.getlines(code.co_filename))
-    try:
-        tree = ast.parse(src) if src else None
-    except (SyntaxError, ValueError):
-        return None
-    if tree is None or code.co_name == "<module>":
-        return tree
-    first = code.co_firstlineno  # a decorated function's code starts at its first decorator
-    for node in ast.walk(tree):
-        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name
-                and first in (node.lineno, *(d.lineno for d in node.decorator_list))):
-            return node
-    return None
-
-
-def _finished_loop_names(frame: types.FrameType) -> set[str]:
-    """Names the frame's function binds only inside loops that don't enclose the current line.
-
-    After such a loop, the name holds the last iteration's value (one step's ``log_prob``, the
-    last chunk's loss): a value among many, not a term of the loss. Empty when the source can't
-    be read.
-    """
-    code = frame.f_code
-    key = (code.co_filename, code.co_firstlineno)
-    if key not in _LOOP_NAMES:
-        scope = _scope_of(code)
-        _LOOP_NAMES[key] = _bindings(scope) if scope is not None else None
-    bindings = _LOOP_NAMES[key]
-    if bindings is None:
-        return set()
-    line = frame.f_lineno
-    return {name for name, spans in bindings.items()
-            if spans and all(s is not None and not (s[0] <= line <= s[1]) for s in spans)}
-
-
-def loss_terms(frame: types.FrameType | None, roots: Sequence[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
-    """Named 0-dim tensors of the frame that are terms of the sum being backwarded.
-
-    ``loss1`` and ``loss2`` in ``total = loss1 + 0.5 * loss2; total.backward()`` are; a loop
-    variable (``for log_prob in ...``), one step's value left over from a finished loop, a
-    factor (``-log_prob * R``), an element of a stacked or concatenated list, and a scalar that
-    the loss does not contain are not.
-
-    Notes
-    -----
-    Complexity: O(nodes on the additive spine + the frame's locals), plus one parse of the
-    frame's source file (cached).
-    """
-    if frame is None:
-        return []
-    spine = _spine(roots)
-    if not spine:
-        return []
-    ids = {id(t) for t in roots}
-    ns = frame_namespaces(frame)[0]
-    out: list[tuple[str, torch.Tensor]] = []
-    loop_names: set[str] | None = None
-    for k, v in list(ns.items()):
-        if (isinstance(v, torch.Tensor) and not k.startswith("_") and id(v) not in ids
-                and v.grad_fn is not None and v.grad_fn in spine and v.dim() == 0):
-            if loop_names is None:
-                loop_names = _finished_loop_names(frame)
-            if k not in loop_names:
-                out.append((k, v))
-    return out

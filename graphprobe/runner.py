@@ -30,7 +30,8 @@ import torch
 
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
-from .names import collect_known, frame_namespaces, loss_terms, name_of
+from .names import collect_known, frame_namespaces, name_of
+from .terms import loss_terms
 from .analysis.messages import FIX_FREED
 from .model.findings import ScriptError as ScriptErrorFinding
 from .probe import build_report, frame_tensors

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 import graphprobe
-from graphprobe.names import collect_known, loss_terms
+from graphprobe.names import collect_known
+from graphprobe.terms import loss_terms
 from graphprobe.runner import RunOptions, run_script
 
 
@@ -577,3 +578,20 @@ def test_a_parameter_no_name_reaches_is_named_through_its_module_class_never_par
     rep = run()
     assert set(_names(rep)) == {f"_Backbone.{m}.{w}" for m in ("fc", "out") for w in ("weight", "bias")}
     assert {p["module"] for p in rep.params} == {"_Backbone.fc", "_Backbone.out"}
+
+
+def _accumulate(xs):
+    total = 0
+    for x in xs:
+        total = total + x
+    return total
+
+
+def test_loop_spans_say_which_bindings_are_inside_a_loop():
+    from graphprobe.scopes import loop_spans
+
+    first = _accumulate.__code__.co_firstlineno
+    spans = loop_spans(_accumulate.__code__)
+    loop = (first + 2, first + 3)
+    assert spans is not None
+    assert {k: sorted(v, key=str) for k, v in spans.items()} == {"total": sorted([None, loop], key=str), "x": [loop]}
