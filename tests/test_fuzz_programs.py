@@ -673,7 +673,7 @@ def check_held_program(prog: HeldProgram) -> None:
 
 
 HELD_SETTINGS = {
-    "ci": settings(max_examples=120, deadline=None, derandomize=True, database=None,
+    "ci": settings(max_examples=60, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow]),
     "long": settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]),
 }
