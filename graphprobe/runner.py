@@ -65,7 +65,8 @@ import torch
 
 from .locations import short_location as _short
 from .errors import NoBackwardError, ScriptError
-from .names import frame_namespaces, name_of
+from .names import collect_known, frame_namespaces, name_of
+from .terms import loss_terms
 from .analysis.messages import FIX_FREED
 from .model.findings import ScriptError as ScriptErrorFinding
 from .probe import build_report, frame_tensors
@@ -192,6 +193,8 @@ class _Capture:
         self.notes: list[str] = []
         self.freed_fns: list[Any] = []
         self.frame: Any = None
+        self.known: Any = None  # names as each backward of the step saw them, merged (names.Known)
+        self.call_known: Any = None  # this backward's
         self.terms: list[Root] = []
         self.snapshot = TraceSnapshot()
         self.fn_names: dict[Any, str] = {}
@@ -588,16 +591,15 @@ class _Capture:
                 continue
             nm = name_of(t, namespaces) or (expr if expr and len(tensors) == 1 else None) or f"loss[{len(self.calls)}.{i}]"
             roots.append(Root(nm, t, site))
-        # Named 0-dim terms of a summed loss (loss1, loss2 in tol_loss = loss2 + loss1).
-        ids = {id(t) for t in tensors}
-        for ns in namespaces[:1]:
-            for k, v in list(ns.items()):
-                if (isinstance(v, torch.Tensor) and not k.startswith("_") and v.dim() == 0
-                        and v.grad_fn is not None and id(v) not in ids
-                        and all(id(v) != id(r.tensor) for r in self.terms)):
-                    self.terms.append(Root(k, v, site))
+        # Named 0-dim terms of the summed loss (loss1, loss2 in tol_loss = loss2 + loss1).
+        for k, v in loss_terms(frame, [r.tensor for r in roots]):
+            if all(v is not r.tensor for r in self.terms):
+                self.terms.append(Root(k, v, site))
         self.calls.append(_Call(site, roots, retain))
         self.frame = frame
+        # Names as this backward sees them: by the step's end the script may have rebound them.
+        self.call_known = collect_known(frame, registry=self.tr)
+        self.known = self.call_known if self.known is None else self.known.merged(self.call_known)
         # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
         self.snapshot.add(self.tr)
         fns, leaves = frame_tensors(frame)
@@ -615,9 +617,11 @@ class _Capture:
         return handles
 
     def known_params(self, frame: Any) -> list[tuple[int, torch.Tensor]]:
+        """The trainable leaf parameters this backward's names know (found at the call, else now)."""
         from .names import collect_known
 
-        return [(pid, info.tensor) for pid, info in collect_known(frame).params.items()
+        known = self.call_known if self.call_known is not None else collect_known(frame, registry=self.tr)
+        return [(pid, info.tensor) for pid, info in known.params.items()
                 if info.tensor.requires_grad and info.tensor.is_leaf]
 
     def per_root_reach(self, call: _Call, frame: Any) -> list[set[int]] | None:
@@ -735,6 +739,7 @@ class _Capture:
                 check_freed=False, terms=self.terms, locations=[r.location for r in roots],
                 freed_fns=self.freed_fns, var_names=(self.fn_names, self.leaf_names),
                 confirmed=confirmed, errors=self.errors, unjudged=self.unstepped_params(),
+                known=self.known,
             )
             self.report.notes.extend(self.notes)
         # Hold nothing of the user's past this point.
@@ -742,6 +747,7 @@ class _Capture:
         self.terms.clear()
         self.freed_fns = []
         self.frame = None
+        self.known = self.call_known = None
         self.snapshot = TraceSnapshot()
         self.fn_names, self.leaf_names = {}, {}
         self.tr.clear()
@@ -996,6 +1002,7 @@ def run_script(opts: RunOptions) -> RunResult:
     path_entry = os.path.dirname(os.path.abspath(script))
     sys.path.insert(0, path_entry)
     tr = Trace()
+    tr.from_start = True  # so every optimizer the script builds is seen: names.py needs no gc search
     cap = _Capture(opts, tr)
     result_exit: int | None = None
     exit_msg: str | None = None

@@ -47,7 +47,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import walk as _walk
 from .errors import GraphprobeError
-from .locations import split_location
+from .locations import is_user_file as _is_user_file, split_location
 
 __all__ = [
     "trace",
@@ -68,23 +68,6 @@ _ACTIVE: "Trace | None" = None
 _PER_SITE = 16  # cut instances kept per (exit, re-entry) site pair: bounds a long trace
 _ACC_SEQ = 2 ** 63  # AccumulateGrad nodes carry UINT64_MAX as their sequence number
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
-
-_PKG_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (torch, np) if getattr(m, "__file__", None)
-) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
-_IS_USER: dict[str, bool] = {}
-
-
-def _is_user_file(fname: str) -> bool:
-    r = _IS_USER.get(fname)
-    if r is None:
-        a = os.path.abspath(fname) if not fname.startswith("<") else fname
-        r = not (a.startswith(_PKG_DIRS) or fname.startswith("<frozen") or "/contextlib.py" in a
-                 or "/runpy.py" in a or "/functools.py" in a)
-        _IS_USER[fname] = r
-    return r
-
 
 def user_frame(depth: int = 1) -> Any:
     """The nearest frame outside torch, numpy and graphprobe (None if there is none)."""
@@ -110,6 +93,7 @@ def _ignored(loc: str | None) -> bool:
     return line is not None and "graphprobe: ignore" in linecache.getline(path, line)
 
 
+_MAX_SEEN = 100_000  # modules / optimizers the registries hold (a model rebuilt every step is bounded)
 _MAX_SOURCES = 16  # autograd nodes / exits one provenance remembers
 _MAX_CHAIN = 12  # operations one chain keeps: the first 8, "…", the last 3
 
@@ -846,6 +830,11 @@ class Trace(contextlib.ContextDecorator):
         #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
         self._steps: list[tuple[int, Any]] = []
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
+        # Every module that ran and every optimizer built or stepped while recording, by weak
+        # reference: names.py names what no variable reaches (a model held by a registry).
+        self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
+        self._seen_optimizers: dict[int, Any] = {}  # id -> ref
+        self.from_start = False  # set by the runner: recording began before the script's first line
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
         self._stack_checked = 5_000
@@ -872,6 +861,19 @@ class Trace(contextlib.ContextDecorator):
     def plain_leaf_ids(self) -> set[int]:
         """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
         return {i for i, r in self._plain_leaves.items() if r() is not None}
+
+    def modules_seen(self) -> list[tuple[Any, Any]]:
+        """``(module, the module running when it was called, or None)`` for every live module that ran."""
+        out = []
+        for ref, parent_ref in list(self._seen_modules.values()):
+            m = ref()
+            if m is not None:
+                out.append((m, parent_ref() if parent_ref is not None else None))
+        return out
+
+    def optimizers_seen(self) -> list[Any]:
+        """Every live optimizer built or stepped while recording, in the order first seen."""
+        return [o for o in (r() for r in list(self._seen_optimizers.values())) if o is not None]
 
     def consumed_leaf_ids(self) -> set[int]:
         """``id()`` of live leaves whose gradient the script used (``inputs=``, a ``.grad`` read)."""
@@ -1328,6 +1330,13 @@ class Trace(contextlib.ContextDecorator):
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
             from torch.optim import optimizer as optim_mod
 
+            opt_init = torch.optim.Optimizer.__init__
+
+            def optimizer_init_recorded(opt: Any, *args: Any, **kwargs: Any) -> None:
+                opt_init(opt, *args, **kwargs)
+                tr._note_optimizer(opt)
+
+            self._patch(torch.optim.Optimizer, "__init__", optimizer_init_recorded)
             self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
             self._handles.append(optim_mod.register_optimizer_step_post_hook(self._opt_post))
             self._mode = _Mode(self)
@@ -1385,8 +1394,29 @@ class Trace(contextlib.ContextDecorator):
             return
         if not self._new_done:
             self._maybe_patch_new()
+        seen = self._seen_modules.get(id(module))
+        if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
+            self._note_module(module)
         if threading.get_ident() == self._thread:
             self._modules.append((module, self._seq_hi))
+
+    def _note_module(self, module: Any) -> None:
+        # The caller is the module running on this thread now: it names a module built inside
+        # its forward. Modules that can't be weakly referenced are left out.
+        parent = self._modules[-1][0] if self._modules and threading.get_ident() == self._thread else None
+        try:
+            self._seen_modules[id(module)] = (weakref.ref(module),
+                                              weakref.ref(parent) if parent is not None else None)
+        except TypeError:
+            pass
+
+    def _note_optimizer(self, opt: Any) -> None:
+        seen = self._seen_optimizers.get(id(opt))
+        if (seen is None or seen() is not opt) and len(self._seen_optimizers) < _MAX_SEEN:
+            try:
+                self._seen_optimizers[id(opt)] = weakref.ref(opt)
+            except TypeError:
+                pass
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
         if _COMPILER._is_compiling_flag or not self.active or threading.get_ident() != self._thread:
@@ -1396,16 +1426,41 @@ class Trace(contextlib.ContextDecorator):
             if mods.pop()[0] is module:
                 break
 
-    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
+    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> tuple[Any, Any] | None:
         if _DEFERRED and not self.active:
             _sweep_modes()
-            return
-        if threading.get_ident() == self._thread:
-            if not self._paused:
-                # Which losses an optimizer's step follows tells what the user meant them to train.
-                self._steps.append((self._seq_hi, weakref.ref(opt)))
-                del self._steps[:-_MAX_STEPS]
-            self._paused += 1
+            return None
+        self._note_optimizer(opt)
+        if threading.get_ident() != self._thread:
+            return None
+        if not self._paused:
+            # Which losses an optimizer's step follows tells what the user meant them to train.
+            self._steps.append((self._seq_hi, weakref.ref(opt)))
+            del self._steps[:-_MAX_STEPS]
+        self._paused += 1
+        # A closure (LBFGS, or any step(closure)) runs the user's forward and backward inside
+        # step(): record it like any forward, not as the optimizer's own update. The hook hands
+        # step() the closure wrapped; the user's closure object itself is untouched.
+        if "closure" in kwargs:
+            closure = kwargs["closure"]
+            if callable(closure):
+                return args, {**kwargs, "closure": self._recorded_closure(closure)}
+        elif len(args) > 1 and callable(args[1]):
+            return (args[0], self._recorded_closure(args[1]), *args[2:]), kwargs
+        return None
+
+    def _recorded_closure(self, closure: Callable[..., Any]) -> Callable[..., Any]:
+        tr = self
+
+        def closure_recorded(*a: Any, **k: Any) -> Any:
+            saved, tr._paused = tr._paused, 0
+            try:
+                return closure(*a, **k)
+            finally:
+                if tr.active:
+                    tr._paused = saved
+
+        return closure_recorded
 
     def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() == self._thread and self._paused:

@@ -646,6 +646,185 @@ def test_generated_step_shapes_capture_the_whole_step(prog):
     assert _step_reach(rep) == want, f"{rep.reaches} vs {want}{why}"
 
 
+# -- models and optimizers held on objects ------------------------------------------------------
+# A second family of programs, about names: 2-4 ``nn.Linear(4, 4)`` modules chained (directly or
+# through ``.detach()``), each held in one place a training script keeps models: an attribute of
+# a Trainer object (``self.m0``), a list or a dict on it (``self.nets[1]``, ``self.nets_d["k2"]``),
+# a global list (``NETS[0]``), a closure stored on it (``mod3`` inside ``self.fns[0]``), or the
+# argument of the method (``extra``). Their optimizers sit on the Trainer (``self.opt0``,
+# ``self.opts["o1"]``, ``self.opt_list[0]``), in a global list (``OPTS[0]``), or nowhere a name
+# reaches (only a bound ``step`` is kept: the garbage collector or the recorder finds it and it
+# is named by its class). The Trainer's method runs the forward and calls probe(), itself or
+# from a nested function. Oracles: every parameter has the name that path gives, the
+# optimizers holding it are listed by theirs, and ``reaches`` equals torch.autograd.grad's.
+
+HOLDERS = ["attr", "list", "dict", "global", "closure", "arg"]
+OPT_HOLDERS = ["attr", "dict", "list", "global", "hidden"]
+OPT_CLASSES = ["SGD", "Adam", "RMSprop", "Adagrad"]  # one class per optimizer: hidden ones are told apart
+
+
+class HeldProgram(NamedTuple):
+    holders: tuple      # per module, one of HOLDERS ("arg" at most once)
+    detach: tuple       # per module after the first: its input is the previous output detached
+    opt_of: tuple       # per module: the optimizer index holding it, or None
+    opt_holders: tuple  # per optimizer: one of OPT_HOLDERS
+    extra_losses: tuple  # module outputs added to the loss besides the last one
+    nested: bool        # probe() from a function nested in the method
+    traced: bool        # the whole program runs inside graphprobe.trace()
+
+
+@st.composite
+def held_programs(draw):
+    n = draw(st.integers(2, 4))
+    holders = list(draw(st.lists(st.sampled_from(HOLDERS), min_size=n, max_size=n)))
+    for i in [i for i, h in enumerate(holders) if h == "arg"][1:]:
+        holders[i] = "attr"
+    n_opts = draw(st.integers(0, min(3, n)))
+    opt_of = tuple(draw(st.lists(st.one_of(st.none(), st.integers(0, n_opts - 1)) if n_opts else st.none(),
+                                 min_size=n, max_size=n)))
+    used = sorted({o for o in opt_of if o is not None})
+    remap = {o: k for k, o in enumerate(used)}  # optimizers numbered in order, none empty
+    opt_of = tuple(remap[o] if o is not None else None for o in opt_of)
+    opt_holders = tuple(draw(st.lists(st.sampled_from(OPT_HOLDERS), min_size=len(used), max_size=len(used))))
+    return HeldProgram(tuple(holders), tuple(draw(st.lists(st.booleans(), min_size=n - 1, max_size=n - 1))),
+                       opt_of, opt_holders,
+                       tuple(draw(st.lists(st.integers(0, n - 2), max_size=2, unique=True))) if n > 1 else (),
+                       draw(st.booleans()), draw(st.booleans()))
+
+
+def generate_held(prog: HeldProgram) -> tuple[str, list[str], list[str]]:
+    """The program's source, each module's expected name prefix, each optimizer's expected name."""
+    top = ["import torch", "from torch import nn", "import graphprobe", "",
+           "NETS, OPTS, KEEP = [], [], []", "", ""]
+    factories, setup, calls = [], [], []
+    prefixes: list[str] = []
+    counts = {"list": 0, "global": 0, "closure": 0}
+    for i, h in enumerate(prog.holders):
+        setup.append(f"m_{i} = nn.Linear(4, 4)")
+        if h == "attr":
+            setup.append(f"tr.m{i} = m_{i}")
+            prefixes.append(f"self.m{i}")
+            calls.append(f"self.m{i}")
+        elif h == "list":
+            k = counts["list"]
+            counts["list"] += 1
+            setup.append(f"tr.nets.append(m_{i})")
+            prefixes.append(f"self.nets[{k}]")
+            calls.append(f"self.nets[{k}]")
+        elif h == "dict":
+            setup.append(f'tr.nets_d["k{i}"] = m_{i}')
+            prefixes.append(f'self.nets_d["k{i}"]')
+            calls.append(f'self.nets_d["k{i}"]')
+        elif h == "global":
+            k = counts["global"]
+            counts["global"] += 1
+            setup.append(f"NETS.append(m_{i})")
+            prefixes.append(f"NETS[{k}]")
+            calls.append(f"NETS[{k}]")
+        elif h == "closure":
+            k = counts["closure"]
+            counts["closure"] += 1
+            factories += [f"def make_{i}(mod{i}):", "    def fwd(x):", f"        return mod{i}(x)",
+                          "    return fwd", ""]
+            setup.append(f"tr.fns.append(make_{i}(m_{i}))")
+            prefixes.append(f"mod{i}")
+            calls.append(f"self.fns[{k}]")
+        else:  # "arg"
+            setup.append(f"ex = m_{i}")
+            prefixes.append("extra")
+            calls.append("extra")
+    opt_names: list[str] = []
+    for k, holder in enumerate(prog.opt_holders):
+        mods = [i for i, o in enumerate(prog.opt_of) if o == k]
+        cls = OPT_CLASSES[k]
+        make = f"torch.optim.{cls}([" + ", ".join(f"*m_{i}.parameters()" for i in mods) + "], lr=0.01)"
+        if holder == "attr":
+            setup.append(f"tr.opt{k} = {make}")
+            opt_names.append(f"self.opt{k}")
+        elif holder == "dict":
+            setup.append(f'tr.opts["o{k}"] = {make}')
+            opt_names.append(f'self.opts["o{k}"]')
+        elif holder == "list":
+            setup.append(f"tr.opt_list.append({make})")
+            opt_names.append(f"self.opt_list[{len([h for h in prog.opt_holders[:k] if h == 'list'])}]")
+        elif holder == "global":
+            setup.append(f"OPTS.append({make})")
+            opt_names.append(f"OPTS[{len([h for h in prog.opt_holders[:k] if h == 'global'])}]")
+        else:  # only a bound method keeps it: no name reaches it
+            setup.append(f"KEEP.append({make}.step)")
+            opt_names.append(cls)
+    setup.append("del " + ", ".join(f"m_{i}" for i in range(len(prog.holders))))
+    body = ["        h = x"]
+    for i, call in enumerate(calls):
+        inp = "h.detach()" if i and prog.detach[i - 1] else "h"
+        body.append(f"        h{i} = {call}({inp})")
+        body.append(f"        h = h{i}")
+    loss = " + ".join([f"h{len(calls) - 1}.pow(2).mean()"] + [f"h{j}.sum()" for j in prog.extra_losses])
+    body.append(f"        loss = {loss}")
+    if prog.nested:
+        body += ["        def report():", "            return graphprobe.probe(loss)", "        return report(), loss"]
+    else:
+        body.append("        return graphprobe.probe(loss), loss")
+    cls_src = ["class Trainer:", "    def __init__(self):",
+               "        self.nets, self.nets_d, self.fns, self.opts, self.opt_list = [], {}, [], {}, []", "",
+               "    def step(self, x, extra=None):"] + body + [""]
+    main = ["torch.manual_seed(0)", "tr = Trainer()", "ex = None"] + setup + \
+           ["REPORT, LOSS = tr.step(torch.randn(3, 4), ex)", ""]
+    text = "\n".join(top + factories + cls_src + main)
+    return text, prefixes, opt_names
+
+
+def check_held_program(prog: HeldProgram) -> None:
+    text, prefixes, opt_names = generate_held(prog)
+    path = os.path.join(TMP_DIR, f"held_{next(_FILE_NO)}.py")
+    with open(path, "w") as fh:
+        fh.write(text)
+    ns: dict = {"__name__": "graphprobe_fuzz_program", "__file__": path}
+    code = compile(text, path, "exec")
+    if prog.traced:
+        with graphprobe.trace():
+            exec(code, ns)
+    else:
+        exec(code, ns)
+    why = f"\n--- {path} ---\n{text}"
+    r, loss = ns["REPORT"], ns["LOSS"]
+    mods = [ns["tr"].__dict__.get(f"m{i}") for i in range(len(prefixes))]
+    # The modules, found again by the way the program placed them (for the oracle's tensors).
+    tr = ns["tr"]
+    lists = {"list": iter(tr.nets), "global": iter(ns["NETS"]), "closure": iter(tr.fns)}
+    for i, h in enumerate(prog.holders):
+        if h == "list" or h == "global":
+            mods[i] = next(lists[h])
+        elif h == "dict":
+            mods[i] = tr.nets_d[f"k{i}"]
+        elif h == "closure":
+            mods[i] = next(lists[h]).__closure__[0].cell_contents
+        elif h == "arg":
+            mods[i] = ns["ex"]
+    named = {f"{pre}.{w}": getattr(m, w) for pre, m in zip(prefixes, mods) for w in ("weight", "bias")}
+    got = {p["name"]: p["optimizers"] for p in r.params}
+    expect = {f"{pre}.{w}": ([opt_names[prog.opt_of[i]]] if prog.opt_of[i] is not None else [])
+              for i, pre in enumerate(prefixes) for w in ("weight", "bias")}
+    assert got == expect, f"names/optimizers {got}, expected {expect}{why}"
+    grads = torch.autograd.grad(loss, list(named.values()), allow_unused=True, retain_graph=True)
+    oracle = {n for n, g in zip(named, grads) if g is not None}
+    assert set(r.reaches["loss"]) == oracle, f"reaches {r.reaches['loss']}, autograd {sorted(oracle)}{why}"
+
+
+HELD_SETTINGS = {
+    "ci": settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                   suppress_health_check=[HealthCheck.too_slow]),
+    "long": settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]),
+}
+
+
+@HELD_SETTINGS[PROFILE]
+@given(held_programs())
+@example(HeldProgram(("attr", "closure", "dict"), (False, True), (0, None, 1), ("hidden", "dict"), (0,), True, False))
+def test_models_and_optimizers_held_on_objects_are_named_by_their_path(prog):
+    check_held_program(prog)
+
+
 # -- write paths ---------------------------------------------------------------------------------
 # Programs whose links write into buffers: data is written into a tensor or an ndarray that the
 # next module reads (``buf[idx] = x``, ``copy_``, ``out=``, ``index_put_``, numpy ``a[...] = x``,
