@@ -139,12 +139,17 @@ SUMMARIES = {
 
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
 # Every name here must be an option of _parser (tests/test_cli_polish.py checks it).
-_VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget", "--baseline"}
+_VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}
 _FLAGS = {"--keep-running", "--quiet", "-q", "--no-color"}
+#: Options only ``check`` has (under ``render`` such a name goes to the script).
+_CHECK_VALUED = {"--baseline"}
 
 
-def _split(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate our options from the script's arguments (ours may come before or after SCRIPT)."""
+def _split(argv: list[str], valued: set[str] = _VALUED) -> tuple[list[str], list[str]]:
+    """Separate our options from the script's arguments (ours may come before or after SCRIPT).
+
+    ``valued`` names our options that take a value (``check`` adds ``--baseline``).
+    """
     ours: list[str] = []
     script_args: list[str] = []
     seen_script = False
@@ -155,7 +160,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
             script_args.extend(argv[i + 1:])
             break
         key = a.split("=", 1)[0]
-        if key in _VALUED:
+        if key in valued:
             ours.append(a)
             if "=" not in a and i + 1 < len(argv):
                 ours.append(argv[i + 1])
@@ -423,7 +428,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
             return EXIT_USAGE
         return _show(args)
     if argv and argv[0] in ("render", "check"):
-        ours, script_args = _split(argv[1:])
+        ours, script_args = _split(argv[1:], _VALUED | _CHECK_VALUED if argv[0] == "check" else _VALUED)
         try:
             args = parser.parse_args([argv[0], *ours])
         except SystemExit as e:

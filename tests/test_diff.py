@@ -143,3 +143,39 @@ def test_a_bad_baseline_stops_check_before_the_script_runs(tmp_path: Path,
     capsys.readouterr()
     assert main(["check", str(script), "--baseline", str(tmp_path / "none.json")]) == 2
     assert "no such report" in capsys.readouterr().err and not marker.exists()
+
+
+def test_the_readme_saved_reports_block_runs_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    import shlex
+
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    lines = [ln for b in re.findall(r"```shell\n(.*?)```", readme, flags=re.S)
+             for ln in b.splitlines() if ln.startswith("$ graphprobe ")]
+    assert len(lines) >= 5 and any(" diff " in ln for ln in lines) and any("--baseline" in ln for ln in lines)
+    (tmp_path / "samples").symlink_to(Path(ROOT, "samples"))
+    monkeypatch.chdir(tmp_path)
+    for line in lines:  # one folder: a later line reads what an earlier one wrote
+        cmd, _, comment = line[2:].partition("#")
+        m = re.search(r"exit (\d+)", comment)
+        argv = shlex.split(cmd)[1:]
+        assert main(argv) == (int(m.group(1)) if m else 0), line
+        out = capsys.readouterr().out
+        if "-o" in argv:
+            assert (tmp_path / argv[argv.index("-o") + 1]).is_file(), line
+        if argv[0] == "diff" and m and m.group(1) == "1":
+            assert "det_loss lost depth_net (4)" in out
+
+
+def test_baseline_is_an_option_of_check_only() -> None:
+    from graphprobe import cli
+
+    subs = cli._parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    check_opts = {o for a in subs["check"]._actions for o in a.option_strings}
+    render_opts = {o for a in subs["render"]._actions for o in a.option_strings}
+    assert cli._CHECK_VALUED <= check_opts and not cli._CHECK_VALUED & render_opts
+    # Under check it is ours, wherever it stands; under render it is the script's.
+    assert cli._split(["x.py", "--baseline", "b.json", "7"], cli._VALUED | cli._CHECK_VALUED) == (
+        ["x.py", "--baseline", "b.json"], ["7"])
+    assert cli._split(["x.py", "--baseline", "b.json"]) == (["x.py"], ["--baseline", "b.json"])
