@@ -141,7 +141,7 @@ def cut_reason(key: str, kind: str, src: str | None, dst: str | None, blocked: S
         "detach_two_readings": f"{what} carries {up} output into {down}, and {up} is trained by {by or 'its own loss'}: "
                                f"layer-local training means it, but if {losses} should train {up} too "
                                "(the Cor bug), this detach is the bug",
-        "starves": f"{what} is the only route from {up} to {losses}: {up}'s parameters get no gradient",
+        "starves": f"{what} cuts the only route from {up} to {losses}: {up}'s parameters get no gradient",
         "round_trip": f"{what} carries {up} output into {down}: {losses} cannot train {up}"
                       + (f", though {by} does" if by else ""),
     }
