@@ -228,7 +228,8 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         guesses = guess_origins(g, res.fn_node, leaf_tensors, res.masks)
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
                      truth=truth, unconfirmed_why=why_not, masks=res.masks, loss_steps=loss_steps,
-                     consumed=consumed, errors=errors, guesses=guesses, leaf_node=res.leaf_node)
+                     consumed=consumed, errors=errors, guesses=guesses, leaf_node=res.leaf_node,
+                     no_grad_sites=tr.no_grad_sites() if tr is not None and hasattr(tr, "no_grad_sites") else None)
     del res, known, cut_records, sides, fn_names, leaf_tensors
     return report
 
@@ -499,7 +500,8 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
             unconfirmed_why: str = "", masks: list[int] | None = None, *,
             loss_steps: Sequence[set[str] | None] = (), consumed: set[int] | None = None,
             errors: Sequence[ScriptError] = (), guesses: Sequence[CutInput] = (),
-            leaf_node: Mapping[int, int] | None = None) -> Report:
+            leaf_node: Mapping[int, int] | None = None,
+            no_grad_sites: Mapping[str, str | None] | None = None) -> Report:
     """Run every analysis on ``g`` and gather the typed findings and their causes into a :class:`Report`.
 
     ``cut_pairs`` are the recorder's cuts as (source nodes, destination node, record); ``guesses``
@@ -563,7 +565,7 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
                 break
         inputs.append(CutInput(srcs, d, rec.kind, list(rec.chain), rec.location, rec.reentry_location,
                                guess=rec.guess, ignored=rec.ignored, made_requires_grad=rec.made_requires_grad,
-                               leaf=leaf))
+                               leaf=leaf, with_location=(no_grad_sites or {}).get(rec.location or "")))
     inputs.extend(guesses)
     found = F.judge_cuts(g, masks, inputs, loss_steps, consumed)
     # The cut edges are drawn by the renderers; they never take part in reachability.

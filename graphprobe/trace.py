@@ -40,6 +40,7 @@ from torch.overrides import TorchFunctionMode
 from . import walk as _walk
 from .errors import GraphprobeError
 from .locations import split_location
+from .source import enclosing_no_grad
 
 __all__ = [
     "trace",
@@ -741,6 +742,7 @@ class TraceSnapshot:
         self.plain: dict[int, Any] = {}
         self.consumed: dict[int, Any] = {}
         self.steps: list[tuple[int, Any]] = []
+        self.sites: dict[str, str | None] = {}
 
     def add(self, tr: "Trace") -> None:
         """Merge what ``tr`` holds now; an earlier record of the same site pair is kept."""
@@ -753,6 +755,7 @@ class TraceSnapshot:
         # step's last backward, and the report is built only when the next step begins.
         self.consumed = tr._consumed
         self.steps = tr._steps
+        self.sites = tr._no_grad_sites
 
     def cut_records(self) -> list[CutRecord]:
         return list(self.records.values())
@@ -762,6 +765,9 @@ class TraceSnapshot:
 
     def optimizer_steps(self) -> list[tuple[int, Any]]:
         return [(s, r()) for s, r in self.steps if r() is not None]
+
+    def no_grad_sites(self) -> dict[str, str | None]:
+        return dict(self.sites)
 
     def reentry_leaf_ids(self) -> set[int]:
         return {i for i, r in self.reentry.items() if r() is not None}
@@ -795,6 +801,8 @@ class Trace(contextlib.ContextDecorator):
         self._reentry_leaves: dict[int, Any] = {}
         #: leaves whose gradient the script uses (an inputs= of autograd.grad, a .grad read)
         self._consumed: dict[int, Any] = {}
+        #: location of an op run under no_grad -> the `with torch.no_grad():` line around it
+        self._no_grad_sites: dict[str, str | None] = {}
         #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
         self._steps: list[tuple[int, Any]] = []
         self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
@@ -829,6 +837,10 @@ class Trace(contextlib.ContextDecorator):
     def optimizer_steps(self) -> list[tuple[int, Any]]:
         """``(autograd sequence nr before the step, optimizer)`` of the recorded steps, oldest first."""
         return [(s, r()) for s, r in self._steps if r() is not None]
+
+    def no_grad_sites(self) -> dict[str, str | None]:
+        """For each location of an op run under no_grad, the ``with`` (or decorator) line around it."""
+        return dict(self._no_grad_sites)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -867,6 +879,23 @@ class Trace(contextlib.ContextDecorator):
             d.pop(key, None)
 
         d[key] = (weakref.ref(t, gone), prov)
+
+    def _note_no_grad_site(self, loc: str | None) -> None:
+        """Remember the ``with torch.no_grad():`` line that ``loc`` runs under, once per location.
+
+        The op may sit in a helper (a voxelizer in another file) called from inside the block:
+        the frames are searched outward, the innermost enclosing block wins. Complexity: O(stack)
+        per new location, each file parsed once (graphprobe.source).
+        """
+        if loc is None or loc in self._no_grad_sites or len(self._no_grad_sites) >= 4096:
+            return
+        site = None
+        f = user_frame(2)
+        while f is not None and site is None:
+            if _is_user_file(f.f_code.co_filename):
+                site = enclosing_no_grad(f"{f.f_code.co_filename}:{f.f_lineno}")
+            f = f.f_back
+        self._no_grad_sites[loc] = site
 
     def _note_consumed(self, tensors: list[Any]) -> None:
         for t in tensors[:64]:
@@ -1047,6 +1076,7 @@ class Trace(contextlib.ContextDecorator):
             if not new_outs:
                 return
             loc = user_location()
+            self._note_no_grad_site(loc)
             for o in new_outs:
                 src = [t for t in req if t is not o]
                 written = any(o is i for i in ins)
@@ -1099,6 +1129,8 @@ class Trace(contextlib.ContextDecorator):
                 prov = Provenance.merge(provs, op, loc) if len(provs) > 1 else provs[0]
                 self._close(prov, "op:__setitem__", loc, target_fn=fn)
             return
+        if not grad_on:
+            self._note_no_grad_site(loc)
         mine = self._tensor_prov(target)
         src_fns, params = _sources(req)
         allp = ([mine] if mine is not None else []) + provs

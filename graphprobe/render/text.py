@@ -26,7 +26,7 @@ def render_text(report: "Report", color: bool = False) -> str:
     def tag(sev: str) -> str:
         return c(sev, f"[{sev}]")
 
-    lines: list[str] = [c("bold", "graphprobe: " + report.verdict()), ""]
+    lines: list[str] = [c("bold", ln) for ln in _wrap("graphprobe: ", report.verdict(), "  ")] + [""]
     params = [p for p in report.params if not p["frozen"]]
     losses = [l["name"] for l in report.losses]
     lines.append(c("bold", "Reaches") + "  (which loss sends gradient to which parameter)")
