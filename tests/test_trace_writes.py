@@ -20,6 +20,8 @@ from torch.overrides import TorchFunctionMode
 from graphprobe import probe, trace
 from graphprobe.trace import _get_prov, _mode_stack
 
+_ORIG_EXIT = TorchFunctionMode.__exit__
+
 HERE = os.path.basename(__file__)
 X = torch.linspace(-1.0, 1.0, 32).reshape(8, 4)
 
@@ -215,7 +217,15 @@ def w_grad_target(depth, det):
     return det(h).mean()
 
 
+def w_no_grad_stack_of_views(depth, det):
+    d = depth(X)
+    with torch.no_grad():
+        bev = torch.stack([d[:, 0], d[:, 1], d[:, 2], d[:, 3]], dim=1)  # EXIT
+    return det(bev).mean()
+
+
 TORCH_WRITES = [
+    (w_no_grad_stack_of_views, ["no_grad"]),
     (w_setitem_data, ["data"]), (w_setitem_rows, ["detach"]), (w_copy, ["detach"]),
     (w_view_copy, ["detach"]), (w_index_put, ["detach"]), (w_scatter, ["detach"]),
     (w_index_add, ["data"]), (w_masked_scatter, ["detach"]), (w_out_arg, ["detach"]),
@@ -358,7 +368,24 @@ def n_zeros_like_takes_no_tag(depth, det):
     return det(torch.from_numpy(out)).mean()
 
 
+def n_two_origins(depth, det):
+    d = depth(X)
+    e = torch.tanh(d)
+    out = np.zeros((8, 4), dtype=np.float32)
+    out[:, 0] = d.detach().numpy()[:, 0]  # EXIT
+    out[:, 1:] = e.data.numpy()[:, 1:]  # EXIT
+    return det(torch.from_numpy(out)).mean()
+
+
+def n_full_of_an_item(depth, det):
+    d = depth(X)
+    s = d.mean().item()  # EXIT
+    return det(torch.from_numpy(np.full((8, 4), s, dtype=np.float32))).mean()
+
+
 NUMPY_WRITES = [
+    (n_full_of_an_item, ["item"]),
+    (n_two_origins, ["numpy", "numpy"]),
     (n_setitem, ["numpy"]), (n_setitem_ravel, ["numpy"]), (n_calibration, ["numpy"]), (n_copyto, ["numpy"]),
     (n_ufunc_out, ["numpy"]), (n_iadd, ["numpy"]), (n_put, ["numpy"]), (n_plain_array_copyto, ["numpy"]),
     (n_array_of_scalars, ["item"]), (n_zeros_like_takes_no_tag, ["numpy"]),
@@ -423,7 +450,20 @@ def s_floor_ceil(depth, det):
     return det(X * k).mean()
 
 
-SCALARS = [(s_round_comprehension, ["tolist"]), (s_abs_round_item, ["item"]), (s_floor_ceil, ["item"])]
+def s_array_tolist(depth, det):
+    d = depth(X)
+    a = d.detach().numpy() * 2.0  # EXIT
+    rows = [[v * 0.5 for v in row] for row in a.tolist()]
+    return det(torch.tensor(rows)).mean()
+
+
+def s_array_item(depth, det):
+    d = depth(X)
+    a = d.detach().numpy()  # EXIT
+    return det(X * a[0:1, 0].item()).mean()
+
+
+SCALARS = [(s_array_tolist, ["numpy"]), (s_array_item, ["numpy"]),(s_round_comprehension, ["tolist"]), (s_abs_round_item, ["item"]), (s_floor_ceil, ["item"])]
 
 
 @pytest.mark.parametrize("program,kinds", SCALARS, ids=[f.__name__ for f, _ in SCALARS])
@@ -581,10 +621,15 @@ def test_torch_compile_under_trace_leaves_no_mode(nets, tmp_path):
         "    opt.zero_grad()\n    loss = cnet(x).pow(2).mean()\n    loss.backward()\n    opt.step()\n"
         "open(__file__ + '.done', 'w').write(str(loss.item()))\n"
     )
+    import torch.nn.modules.module as mm
+
+    hooks = (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks))
     code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
     assert code in (0, 1), code
     assert (tmp_path / "compiled.py.done").exists()  # the script ran to its end
     assert _mode_stack() == []
+    assert (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks)) == hooks
+    assert "__new__" not in torch.Tensor.__dict__ and TorchFunctionMode.__exit__ is _ORIG_EXIT
 
 
 def test_nothing_of_graphprobe_on_the_mode_stack_after_cli_main(tmp_path):
@@ -598,3 +643,59 @@ def test_nothing_of_graphprobe_on_the_mode_stack_after_cli_main(tmp_path):
     for extra in ([], ["--keep-running"]):
         cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "-q", *extra])
         assert _mode_stack() == []
+
+
+def test_exit_from_a_no_grad_view_points_at_its_base(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():
+            v = d[:, :2]
+        a = v.detach().numpy()  # EXIT
+        return det(torch.from_numpy(np.concatenate([a, a], axis=1))).mean()
+
+    run(program, nets, ["numpy"])
+
+
+def test_no_grad_in_place_on_a_tagged_buffer_keeps_its_exit(nets):
+    def program(depth, det):
+        d = depth(X)
+        e = depth(X * 2.0)
+        buf = torch.zeros(8, 4)
+        buf[:] = d.detach()  # EXIT
+        with torch.no_grad():
+            buf.div_(2.0)  # not an exit: nothing here requires grad
+            buf.add_(e)  # EXIT
+        return det(buf).mean()
+
+    r = run(program, nets, ["detach", "no_grad"])
+    assert len(r.cuts) == 2
+
+
+def _voxelize(d: torch.Tensor) -> torch.Tensor:
+    """Our own small voxelizer: comparisons, then a scatter into a grid (not where a cut is made)."""
+    keep = (d[:, 0] > -10.0) & (d[:, 1] < 10.0)
+    grid = torch.zeros(4, 4)
+    grid.index_add_(0, torch.arange(int(keep.sum())) % 4, d[keep])
+    return grid
+
+
+def test_no_grad_around_a_call_is_reported_at_the_with_line(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():  # EXIT
+            grid = _voxelize(d)
+        return det(grid).mean()
+
+    run(program, nets, ["no_grad"])
+
+
+def test_no_grad_op_in_the_same_function_is_reported_at_the_op(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():
+            torch.set_grad_enabled(True)
+            torch.set_grad_enabled(False)
+            g = d * 2.0  # EXIT
+        return det(g).mean()
+
+    run(program, nets, ["no_grad"])

@@ -45,8 +45,6 @@ class CutInput:
     leaf: int | None = None
     #: a text that replaces the policy's reason (a guessed link says what it matched)
     note: str = ""
-    #: for a no_grad cut: the `with torch.no_grad():` line the recorder found around the exit
-    with_location: str | None = None
 
 
 @dataclass
@@ -268,7 +266,7 @@ def _judge_one(ctx: _Ctx, c: CutInput, consumed: Set[int]) -> tuple[Cut, list[in
     chain_ops = [op for op, _ in c.chain]
     location, exit_loc = c.location, None
     if c.kind == "no_grad":
-        with_loc = c.with_location or M.enclosing_no_grad(c.location)
+        with_loc = M.enclosing_no_grad(c.location)
         if with_loc is not None:
             location, exit_loc = with_loc, c.location
     line = M.source_line(location)
