@@ -68,7 +68,8 @@ one of these names, put it after `--`: everything after `--` goes to the script 
 
 The output format follows the extension: .svg .png .dot .json .txt .html; `-o -` prints the text
 report. Without -o, SCRIPT's name with .svg is written in the current folder and the text report
-is printed.
+is printed. Whenever the report is printed, the script's own output goes to stderr, so stdout
+holds the report alone. An output that is SCRIPT itself (by any path) is refused.
 """
 
 CHECK_HELP = """\
@@ -78,6 +79,7 @@ backward that will fail), else 0: use it to gate CI.
 
 example:
   graphprobe check cor.py && echo "gradient flows"
+  graphprobe check cor.py > report.txt     # the report alone; the script's prints go to stderr
 
 As with render, graphprobe's own options are taken wherever they appear; everything after `--`
 goes to the script untouched.
