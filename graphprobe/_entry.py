@@ -70,4 +70,20 @@ def main_entry() -> None:
         code = 130
     finally:
         startup.restore()
+    cli = sys.modules.get("graphprobe.cli")
+    if cli is not None and getattr(cli, "_LEFT_THREADS", None):
+        import threading
+
+        if any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+               for t in threading.enumerate()):
+            # The capture stopped the script before it could stop these threads: the report is
+            # written, so don't wait for them (a CI gate must get its exit code).
+            import os
+
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:
+                pass
+            os._exit(code)
     sys.exit(code)

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import traceback
 from typing import Iterator, Sequence, TextIO
 
@@ -150,8 +151,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "render":
             s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
             s.add_argument("--title", help="title of the picture (default: the verdict)")
-            s.add_argument("--budget", type=int, default=1500,
-                           help="above this many nodes, draw one node per module (default 1500)")
+            s.add_argument("--budget", type=int, default=200,
+                           help="visible nodes the picture aims at: what no finding is about folds by "
+                                "module above it (default 200)")
             s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
             s.add_argument("--expand", action="append", default=[], metavar="MODULE",
                            help="draw MODULE in full detail in a collapsed picture (repeatable)")
@@ -364,6 +366,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         with _stdout_to_stderr(report_on_stdout):
             res = run_script(RunOptions(args.script, script_args, steps=args.steps,
                                         keep_running=args.keep_running, progress=progress))
+        _LEFT_THREADS[:] = res.left_threads
         report = res.report
         color = _use_color(args)
         if args.command == "check":
@@ -377,6 +380,10 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
             else:
                 write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
+                for label, child in res.children:  # one report per child process that trained
+                    root, ext = os.path.splitext(dest)
+                    write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
+                                 expand=tuple(args.expand), budget=args.budget)
                 if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
                 each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
@@ -390,3 +397,8 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         return code
     finally:
         progress_mod.set_enabled(False)
+
+
+# Non-daemon threads of the script still alive when the capture stopped it (the loop that would
+# have stopped them never ran): the process must not wait for them once the report is written.
+_LEFT_THREADS: list[str] = []

@@ -137,6 +137,40 @@ def _module_tag(fn: Any, known: Known) -> str | None:
     return known.module_path(mod) if mod is not None else None
 
 
+#: Op nodes whose output shape and source line are read (the first ones walked, nearest the
+#: losses); beyond, the graph is too big for a reader to look at every op's details.
+MAX_OP_DETAILS = 100_000
+
+
+def _op_details(g: ProbeGraph, fn_of: Sequence[Any], n: int) -> None:
+    """Each op node's output shape (autograd keeps it on the node) and the forward line the
+    recorder tagged it with (``graphprobe_line``), for the HTML page's node details.
+
+    Only under a recorder, and for the first :data:`MAX_OP_DETAILS` ops. Complexity: O(V), about
+    2 µs a node.
+    """
+    meta, loc, kinds = g.meta, g.location, g.kind
+    seen = 0
+    for v in range(n):
+        if kinds[v] != "op":
+            continue
+        seen += 1
+        if seen > MAX_OP_DETAILS:
+            break
+        fn = fn_of[v]
+        try:
+            out = fn._input_metadata[0]  # the gradient it takes has the shape of its output
+            meta[v] = TensorMeta(tuple(out.shape), str(out.dtype).replace("torch.", ""), str(out.device))
+        except Exception:  # noqa: BLE001 - nested or symbolic tensors, an old torch: no shape
+            pass
+        try:
+            line = fn.metadata.get("graphprobe_line")
+        except Exception:  # noqa: BLE001
+            line = None
+        if line is not None:
+            loc[v] = f"{line[0]}:{line[1]}"
+
+
 @dataclass
 class CutSides:
     """The autograd nodes on either side of one recorded cut, as the walk needs them."""
@@ -312,6 +346,7 @@ class _Walker:
             for v in range(n):
                 if kind_col[v] == "op" and mod_col[v] is None:
                     mod_col[v] = _module_tag(fn_of[v], known)
+            _op_details(g, fn_of, n)
         fn_node = self.fn_node
         for fn, nm in self.var_names.items():
             v = fn_node.get(fn)

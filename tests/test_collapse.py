@@ -49,11 +49,12 @@ def test_collapse_folds_blocks_and_keeps_cut_and_detached():
     c = collapse(r, depth=3)
     labels = [l.split("\n")[0] for l in c.model.label]
     assert "enc.layers.0-11 ×12" in labels and "dec.layers.0-11 ×12" in labels
-    assert len(c.model) < full / 4
-    # The cut survives, between the two folded blocks.
+    # 48 starved parameters, the loss, two folded blocks and the cut's neighbourhood.
+    assert len(c.model) <= 48 + 1 + 2 + 3 + 12 < full / 3
+    # The cut survives: from enc's last op to the leaf rebuilt from numpy.
     assert len(c.model.cut_edges) == 1
     s, d, _ = c.model.cut_edges[0]
-    assert c.model.label[s].startswith("enc.") and c.model.label[d].startswith("dec.")
+    assert (c.model.module[s] or "").startswith("enc.") and (c.model.module[d] or "").startswith("dec.")
     # Every detached parameter is still its own node, and findings point at valid ids.
     det = [x for x in c.detached if x["kind"] == "unreached"]
     assert len(det) == 48
@@ -70,7 +71,9 @@ def test_budget_collapses_by_default_and_expand_opens_a_module():
     assert visible_count(r, 1, expand=("dec",)) > visible_count(r, 1)
     exp = collapse(r, depth=1, expand=("dec",))
     assert any(l == "AddmmBackward0" and m and m.startswith("dec.") for l, m in zip(exp.model.label, exp.model.module))
-    assert not any(l == "AddmmBackward0" and m and m.startswith("enc.") for l, m in zip(exp.model.label, exp.model.module))
+    # enc stays folded but for the cut's neighbourhood (its last block's ops near the cut).
+    enc_ops = [m for l, m in zip(exp.model.label, exp.model.module) if l == "AddmmBackward0" and m and m.startswith("enc.")]
+    assert all(m.startswith("enc.layers.11") for m in enc_ops) and len(enc_ops) <= 1
 
 
 def test_collapsed_picture_renders():

@@ -180,7 +180,7 @@ def test_svg_small_model_collapsed_on_request(model: GPT2LMHeadModel) -> None:
 
 
 def test_svg_deep_model_collapses_by_itself() -> None:
-    """24 blocks: ~1,700 autograd nodes, over the 1,500 budget, so the picture folds them."""
+    """24 blocks: ~1,700 autograd nodes, over the 200-node budget, so the picture folds them."""
     model = _gpt2(n_layer=24)
     input_ids = _ids()
     with trace():
@@ -191,9 +191,10 @@ def test_svg_deep_model_collapses_by_itself() -> None:
     svg = r.to_svg()
     texts = _texts(svg)
     assert any("collapsed view" in t for t in texts)
-    assert "model.transformer.h.0-23 ×24" in texts
-    assert "model.transformer.h.0-23 ×24 › attn.c_attn" in texts
+    assert "model.transformer.h.0-23 ×24" in texts  # the 24 blocks are one block
     assert len(ET.fromstring(svg).findall(f".//{_SVG}g[@class='node']")) < 40
+    # A depth asked for opens the folded block into its parts.
+    assert "model.transformer.h.0-23 ×24 › attn.c_attn" in _texts(r.to_svg(depth=6))
 
 
 def test_cli_renders_the_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

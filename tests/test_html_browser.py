@@ -180,6 +180,9 @@ def test_report_in_headless_browser(browser: Any, html_file: Path, tmp_path: Pat
     assert "gp-active" in cut_item.get_attribute("class").split()
     assert "detach → numpy → × 0.5 → from_numpy" in drv.find_element(By.ID, "gp-details").text
     _settle(drv)
+    assert _inside(drv, "#gp-svg g.edge.cut0")  # the view is fitted to the cut
+    drv.find_element(By.ID, "gp-fit").click()  # the whole graph again, to click around in it
+    _settle(drv)
 
     # Clicking a node shows its details: net2's AddmmBackward0, where the cut re-enters.
     data = drv.execute_script("return window.graphprobe.data")
@@ -208,6 +211,8 @@ def test_report_in_headless_browser(browser: Any, html_file: Path, tmp_path: Pat
 
     # Zoom with the buttons and the wheel, pan with a drag, fit again.
     view = lambda: drv.execute_script("return window.graphprobe.viewBox()")  # noqa: E731
+    drv.find_element(By.ID, "gp-fit").click()  # the leaf's finding zoomed to it
+    _settle(drv)
     home = view()
     drv.find_element(By.ID, "gp-zoom-in").click()
     assert view()[2] < home[2] * 0.9
@@ -227,6 +232,8 @@ def test_report_in_headless_browser(browser: Any, html_file: Path, tmp_path: Pat
 
     # Back to the state worth a picture: the cut highlighted, the re-entry node selected.
     cut_item.click()
+    _settle(drv)
+    drv.find_element(By.ID, "gp-fit").click()
     _settle(drv)
     drv.find_element(By.ID, f"n{target['id']}").click()
     drv.execute_script("document.getElementById('gp-side-scroll').scrollTop = 0")
@@ -253,4 +260,121 @@ def test_report_in_headless_browser(browser: Any, html_file: Path, tmp_path: Pat
     console = [e for e in drv.get_log("browser") if e["level"] == "SEVERE" or (
         e["level"] == "WARNING" and e.get("source") in ("javascript", "network", "security"))]
     assert not console, console
+    assert drv.execute_script("return window.__gpErrors") == []
+
+
+# -- an e2e-sized graph: folded view, lazily loaded detail ------------------------------------------
+@pytest.fixture(scope="module")
+def big_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/programs/depth_detector.py with 80 blocks (about 1,400 nodes), rendered to HTML."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path_factory.mktemp("html-big") / "depth.html"
+    code = main(["render", str(root / "tests" / "programs" / "depth_detector.py"), "-o", str(out),
+                 "-q", "--", "80"])
+    assert code == 0 and out.is_file()
+    return out
+
+
+def test_big_page_is_small_and_its_ids_are_drawn(big_html: Path) -> None:
+    page = big_html.read_text("utf-8")
+    assert len(page.encode("utf-8")) < 2_000_000, len(page)
+    data = json.loads(re.search(r'<script type="application/json" id="gp-data">(.*?)</script>',
+                                page, re.S).group(1))
+    detail = json.loads(re.search(r'<script type="application/json" id="gp-detail">(.*?)</script>',
+                                  page, re.S).group(1))
+    # The JSON is the drawn view's: every node it names is in the SVG, and no more.
+    drawn = set(re.findall(r'<g id="n(\d+)" class="node"', page))
+    assert {str(n["id"]) for n in data["nodes"]} == drawn
+    for p in data["params"]:
+        assert str(p["node"]) in drawn
+    assert 1300 < sum(g["count"] for g in detail["groups"].values()) + len(drawn) - len(detail["groups"])
+    assert any(g["svg"] for g in detail["groups"].values())
+
+
+def _inside(drv: Any, css: str) -> bool:
+    return bool(drv.execute_script("""
+        var c = document.getElementById('gp-canvas').getBoundingClientRect();
+        var els = document.querySelectorAll(arguments[0]);
+        if (!els.length) { return false; }
+        return Array.prototype.every.call(els, function (el) {
+          var b = el.getBoundingClientRect();
+          return b.width > 0 && b.left >= c.left - 1 && b.top >= c.top - 1 &&
+                 b.right <= c.right + 1 && b.bottom <= c.bottom + 1;
+        });""", css))
+
+
+def test_big_page_in_headless_browser(browser: Any, big_html: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    drv = browser
+    drv.get("about:blank")
+    drv.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _ERROR_TRAP})
+    drv.get(big_html.as_uri())
+    assert _wait(drv, "return !!(window.graphprobe && document.readyState === 'complete')")
+    data = drv.execute_script("return window.graphprobe.data")
+
+    # Clicking the error finding fits the cut into the view, big enough to read.
+    cut_item = drv.find_element(By.CSS_SELECTOR, '.gp-finding[data-kind="cut"][data-severity="error"]')
+    cut_item.click()
+    _settle(drv)
+    cut = data["cuts"][int(cut_item.get_attribute("data-cut"))]
+    assert _inside(drv, f"#gp-svg g.edge.cut{cut_item.get_attribute('data-cut')}")
+    width = drv.execute_script(f"return document.querySelector('#gp-svg g.edge.cut"
+                               f"{cut_item.get_attribute('data-cut')}').getBoundingClientRect().width")
+    assert width > 60, width
+    assert "depth_detector.py" in drv.find_element(By.ID, "gp-details").text
+    # The cut's source op: its output shape and the forward line that made it.
+    drv.find_element(By.ID, f"n{cut['from']['node']}").click()
+    text = drv.find_element(By.ID, "gp-details").text
+    assert "1 × 1 × 8 × 8" in text and "depth_detector.py:" in text, text
+    shot = tmp_path / "big_cut.png"
+    drv.save_screenshot(str(shot))
+    shutil.copyfile(shot, "/tmp/html_big_cut.png")
+
+    # Every finding that names a node highlights that very node (ids are the drawn ids).
+    for li in drv.find_elements(By.CSS_SELECTOR, ".gp-finding"):
+        ids = [int(x) for x in (li.get_attribute("data-nodes") or "").split() if x]
+        if li.get_attribute("data-kind") == "cut" or not ids:
+            continue
+        drv.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", li)
+        li.click()
+        marked = drv.execute_script(
+            "return Array.prototype.map.call(document.querySelectorAll('#gp-svg g.node.gp-highlight'),"
+            " function (e) { return e.id; })")
+        assert f"n{ids[0]}" in marked, (li.text, marked)
+
+    # The search finds the detector (a module folded into groups) and fits it into view.
+    box = drv.find_element(By.ID, "gp-search")
+    box.clear()
+    box.send_keys("detector", Keys.ENTER)
+    _settle(drv)
+    found = drv.execute_script("return Array.prototype.map.call("
+                               "document.querySelectorAll('#gp-svg g.node.gp-found'), function (e) { return e.id; })")
+    assert found, "the search for 'detector' found nothing"
+    by_id = {f"n{n['id']}": n for n in data["nodes"]}
+    assert all("detector" in " ".join(str(by_id[f].get(k) or "") for k in ("label", "name", "module"))
+               for f in found)
+    assert "found" in drv.find_element(By.ID, "gp-search-count").text
+    assert _inside(drv, "#gp-svg g.node.gp-found")
+
+    # A folded module opens in place and shows its ops; closing folds it again.
+    detail = drv.execute_script("return window.graphprobe.detail()")
+    gid = next(int(k) for k, g in detail["groups"].items() if g["svg"] and "detector.layers" in g["name"])
+    drv.find_element(By.ID, f"n{gid}").click()
+    assert "FOLDED" in drv.find_element(By.ID, "gp-details").text.upper()
+    drv.find_element(By.ID, "gp-open").click()
+    _settle(drv)
+    inner = drv.find_elements(By.CSS_SELECTOR, f"#gp-sub-{gid} g.node")
+    assert len(inner) >= 3
+    texts = " ".join(e.text for e in inner)
+    assert "AddmmBackward0" in texts or "ReluBackward0" in texts, texts
+    assert _inside(drv, f"#gp-sub-{gid}")
+    inner[0].click()
+    assert "inside" in drv.find_element(By.ID, "gp-details").text
+    shot = tmp_path / "big_open.png"
+    drv.save_screenshot(str(shot))
+    shutil.copyfile(shot, "/tmp/html_big_open.png")
+    drv.find_element(By.CSS_SELECTOR, f"#gp-sub-{gid} .gp-sub-close").click()
+    assert not drv.find_elements(By.ID, f"gp-sub-{gid}")
     assert drv.execute_script("return window.__gpErrors") == []

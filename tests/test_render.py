@@ -139,7 +139,9 @@ def test_clusters_per_module_hold_their_nodes() -> None:
         assert f"n{ids[k]} [" in net2 and f"n{ids[k]} [" not in net1
     # Losses are outside every module box, at the bottom.
     assert f"n{ids['loss1']} [" not in net1 + net2
-    assert re.search(rf"\{{ rank=sink; n{ids['loss1']}; n{ids['loss2']}; \}}", dot)
+    # ... in the order given, left to right (an invisible edge along the bottom row).
+    assert re.search(rf"\{{ rank=sink; n{ids['loss1']}; n{ids['loss2']}; "
+                     rf"n{ids['loss1']} -> n{ids['loss2']} \[style=\"invis\"\]; \}}", dot)
 
 
 def test_nested_module_paths_nest_clusters() -> None:
@@ -164,11 +166,14 @@ def test_nested_module_paths_nest_clusters() -> None:
 
 def test_cut_edge_is_red_dashed_thick_with_chain_and_location() -> None:
     r, ids = _case4()
-    stmt = _edge_stmt(to_dot(r), ids["add1"], ids["add2"])
+    dot = to_dot(r)
+    # The drawn cut ends at the rebuilt leaf that feeds add2, not at add2 itself.
+    stmt = _edge_stmt(dot, ids["add1"], ids["leaf"])
+    assert not re.search(rf"^\s*n{ids['add1']} -> n{ids['add2']}\b", dot, re.M)
     assert 'color="#d62728"' in stmt and 'style="dashed"' in stmt
     pen = re.search(r'penwidth="([\d.]+)"', stmt)
     assert pen is not None and float(pen.group(1)) >= 2.5
-    assert f'label="{CHAIN}\\ncor.py:17"' in stmt
+    assert f'label="{CHAIN}\\ncor.py:17\\nno gradient flows back"' in stmt
 
 
 def test_info_and_ignored_cuts_are_calmer() -> None:
@@ -438,7 +443,8 @@ def test_probe_two_linear_nets_with_a_numpy_cut_renders() -> None:
         assert f"n{r.model.label.index(module + '.weight')} [" in _cluster_block(dot, module)
     assert r.model.cut_edges, "the recorder should have found the numpy round trip"
     s, d, _ = r.model.cut_edges[0]
-    stmt = _edge_stmt(dot, s, d)
+    leaf = next(p for p in r.model.producers()[d] if r.model.kind[p] == "reentry_leaf")
+    stmt = _edge_stmt(dot, s, leaf)  # drawn into the rebuilt tmp, which feeds d
     assert 'color="#d62728"' in stmt and "numpy" in stmt and "from_numpy" in stmt
     assert "leaf rebuilt outside autograd" in dot
     svg = layout(dot, "svg")

@@ -1,25 +1,87 @@
-"""Collapsing a big graph for drawing: one node per module, repeated blocks folded.
+"""The view: the graph a picture draws, made once from a report and handed to every renderer.
 
-Above a node budget a picture of every autograd node is unreadable and slow to lay out. The
-collapsed view groups nodes by their module path cut to ``depth`` components, folds numbered
-siblings (``layers.0`` ... ``layers.23``) into one ``layers.0-23 ×24`` node, and keeps as their
-own nodes everything a finding points at: losses, detached parameters, re-entry leaves, freed
-nodes (up to a limit) and both ends of every cut edge's module. Modules named in ``expand`` keep
-full detail.
+A picture of every autograd node stops being readable at a few hundred nodes and slow to lay
+out at a few thousand. :func:`make_view` turns a report into the *view* that is drawn:
+
+- what tells the story stays expanded: the losses, the starved parameters, the leaves rebuilt
+  after a cut, the neighbourhood of every cut, freed nodes (up to a limit);
+- everything else folds by module, at the deepest module depth whose view fits a budget of
+  visible nodes (about 200 by default);
+- repeated structure folds into one ``×N`` block: numbered siblings (``layers.0`` ...
+  ``layers.23`` become ``layers.0-23 ×24``), and a module called N times (an RNN cell over its
+  time steps, a policy over an episode) is one group labelled with its N calls;
+- modules named in ``expand`` keep full detail.
+
+The view is one transform applied once: its report's every id (losses, parameters, cuts,
+findings, opaque regions, errors) names a node of the view's graph, so the SVG ids (``n{i}``)
+equal the ids in the JSON the HTML page embeds. ``members`` says which original nodes each
+folded group holds, for the page's detail on demand.
+
+The drawn cut edge ends at the leaf rebuilt after the cut (``tmp``), not at the op that reads it,
+so the picture shows that ``tmp`` *is* the rebuilt copy; the report's ``cut["to"]`` still names
+that op.
 """
 from __future__ import annotations
 
+import copy
+import math
 import re
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from ..graph import ProbeGraph
 from ..report import Report
 
-__all__ = ["collapse", "visible_count", "auto_depth"]
+__all__ = ["View", "make_view", "collapse", "visible_count", "auto_depth", "DEFAULT_BUDGET"]
 
+#: Visible nodes the default picture aims at: a screen's worth.
+DEFAULT_BUDGET = 200
 _NUM = re.compile(r"^(.*)\.(\d+)$")
-_MAX_FREED_KEPT = 200
+_MAX_FREED_KEPT = 60
+#: Nodes kept expanded around each cut (both sides together), and cuts that get a neighbourhood.
+_CUT_HOOD = 12
+_MAX_CUT_HOODS = 8
+OUTSIDE = "(outside modules)"
+
+
+@dataclass
+class View:
+    """What a picture draws.
+
+    Attributes
+    ----------
+    report : Report
+        The report whose ids are the drawn ids (``report.model`` is the drawn graph).
+    original : Report
+        The report the view was made from.
+    new_id : list of int
+        For each original node, the drawn node that shows it.
+    members : dict of int to list of int
+        For each folded group node, the original nodes it holds (in id order).
+    groups : dict of int to dict
+        For each folded group node: ``ops``, ``params``, ``starved`` (parameters in it that get
+        no gradient), ``calls`` (how many times its module ran, when it ran more than once).
+    collapsed : bool
+        Whether anything was folded.
+    depth : int or None
+        The module depth the view folds at.
+    note : str
+        One line saying what was folded, empty when nothing was.
+    cut_merge : dict of int to list of int
+        Cut index drawn -> every cut index its edge stands for, where cuts of one line between
+        the same two drawn nodes share an edge (an ``.item()`` at each of 80 time steps).
+    """
+
+    report: Report
+    original: Report
+    new_id: list[int]
+    members: dict[int, list[int]] = field(default_factory=dict)
+    groups: dict[int, dict[str, int]] = field(default_factory=dict)
+    collapsed: bool = False
+    depth: int | None = None
+    note: str = ""
+    cut_merge: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _key_at(path: str | None, depth: int) -> str | None:
@@ -47,32 +109,98 @@ def _fold(keys: set[str]) -> dict[str, str]:
     return out
 
 
-def _keep_alone(report: Report) -> set[int]:
+def _cut_heads(g: ProbeGraph) -> list[int]:
+    """For each cut edge, the node its drawn edge ends at: the rebuilt leaf when there is one.
+
+    The recorder's cut ends at the op that reads the re-entered tensor; that op's producer of
+    kind ``reentry_leaf`` (or ``leaf``) is the rebuilt tensor itself. Each leaf is used once, so
+    two cuts into one ``torch.cat`` end at their own leaves. Complexity: O(cuts · fan-in).
+    """
+    producers = g.producers() if g.cut_edges else []
+    used: set[int] = set()
+    heads: list[int] = []
+    for s, d, _ in g.cut_edges:
+        head = d
+        if g.kind[d] == "op":
+            leaves = [p for p in producers[d] if g.kind[p] in ("reentry_leaf", "leaf")]
+            leaves.sort(key=lambda p: (g.kind[p] != "reentry_leaf", p))
+            free = [p for p in leaves if p not in used] or leaves
+            if free:
+                head = free[0]
+                used.add(head)
+        heads.append(head)
+    return heads
+
+
+def _keep_alone(report: Report, heads: Sequence[int], budget: int) -> set[int]:
+    """The nodes that stay expanded whatever the depth: what the findings are about."""
     g = report.model
     keep = set(g.losses)
+    starved = [d["node"] for d in report.detached
+               if d.get("node") is not None and d.get("severity") != "info" and d.get("kind") == "unreached"]
+    # A few starved parameters are drawn one by one; many (a whole detector) are shown by the
+    # groups that hold them, marked with how many of theirs get no gradient.
+    if len(starved) <= max(8, budget // 4):
+        keep.update(starved)
     keep.update(d["node"] for d in report.detached
-                if d.get("node") is not None and d.get("severity") != "info")
+                if d.get("node") is not None and d.get("kind") == "reentry_leaf")
     keep.update(sorted(g.freed)[:_MAX_FREED_KEPT])
+    keep.update(v for v in g.opaque if len(g.opaque) <= 20)
+    if g.cut_edges:
+        producers = g.producers()
+        consumers: list[list[int]] = [[] for _ in range(len(g.kind))]
+        for s, d in zip(g.src, g.dst):
+            consumers[s].append(d)
+        hoods = 0
+        per_line: Counter[Any] = Counter()
+        for (s, d, ci), h in zip(g.cut_edges, heads):
+            cut = report.cuts[ci] if 0 <= ci < len(report.cuts) else {}
+            line = (cut.get("location"), cut.get("kind"))
+            per_line[line] += 1
+            if per_line[line] > 2:
+                continue  # the same line cut again at every time step: two copies tell it
+            keep.update((s, d, h))
+            if hoods >= _MAX_CUT_HOODS:
+                continue
+            hoods += 1
+            # Breadth first from both ends: upstream of the source, downstream of the head.
+            ring = [(s, producers), (h, consumers), (d, consumers)]
+            got = 0
+            queue = [(v, nb) for v, nb in ring]
+            seen = {s, d, h}
+            for v, nb in queue:
+                if got >= _CUT_HOOD:
+                    break
+                for w in nb[v]:
+                    if w not in seen and g.kind[w] in ("op", "param", "leaf", "reentry_leaf"):
+                        seen.add(w)
+                        keep.add(w)
+                        got += 1
+                        queue.append((w, nb))
+                        if got >= _CUT_HOOD:
+                            break
     return keep
 
 
 def _module_keys(modules: Sequence[str | None], depth: int, expand: Sequence[str],
-                 memo: dict[Any, Any] | None = None) -> dict[str | None, str | None]:
+                 memo: dict[Any, Any] | None = None, split: bool = False) -> dict[str | None, str | None]:
     """For each distinct module path, its group's name at ``depth`` (None: drawn in full).
 
-    ``memo`` lets one :func:`collapse` call ask :func:`auto_depth`'s questions only once.
+    ``memo`` lets one :func:`make_view` call ask :func:`auto_depth`'s questions only once.
+    ``split`` keeps the parts of a folded ``×N`` block apart (``layers.0-23 ×24 › attn``); by
+    default a folded block is one node, since its parts fed by N copies draw as a tangle.
     """
     if memo is None:
-        return _module_keys_uncached(modules, depth, expand)
-    key = (depth, tuple(expand))
+        return _module_keys_uncached(modules, depth, expand, split)
+    key = (depth, tuple(expand), split)
     out = memo.get(key)
     if out is None:
-        out = memo[key] = _module_keys_uncached(modules, depth, expand)
+        out = memo[key] = _module_keys_uncached(modules, depth, expand, split)
     return out
 
 
 def _module_keys_uncached(modules: Sequence[str | None], depth: int,
-                          expand: Sequence[str]) -> dict[str | None, str | None]:
+                          expand: Sequence[str], split: bool = False) -> dict[str | None, str | None]:
 
     def expanded(mod: str | None) -> bool:
         return any(mod == e or (mod or "").startswith(e + ".") for e in expand)
@@ -83,7 +211,7 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
             by_module[mod] = None
         else:
             k = _key_at(mod, depth)
-            by_module[mod] = k if k is not None else "(outside modules)"
+            by_module[mod] = k if k is not None else OUTSIDE
     folds = _fold({k for k in by_module.values() if k is not None})
     if folds:
         # layers.3.attn -> "layers.0-23 ×24 › attn": one copy of the block's structure.
@@ -95,7 +223,7 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
                 if parts[i].isdigit():
                     f = folds.get(".".join(parts[:i + 1]))
                     if f is not None:
-                        rest = ".".join(parts[i + 1:])
+                        rest = ".".join(parts[i + 1:]) if split else ""
                         return f + (" › " + rest if rest else "")
             return k
 
@@ -103,38 +231,37 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
     return by_module
 
 
-def _group_keys(report: Report, depth: int, expand: Sequence[str],
-                memo: dict[Any, Any] | None = None) -> list[str | None]:
+def _group_keys(report: Report, depth: int, expand: Sequence[str], keep: set[int],
+                memo: dict[Any, Any] | None = None, split: bool = False) -> list[str | None]:
     """For each node, the name of the group it joins (None: it stays a node of its own).
 
     Keys are worked out once per distinct module path (a model has hundreds, a graph can have
     hundreds of thousands of nodes), then looked up per node.
     """
     g = report.model
-    keep = _keep_alone(report)
-    by_module = _module_keys(list(set(g.module)), depth, expand, memo)
+    by_module = _module_keys(list(set(g.module)), depth, expand, memo, split)
     return [None if v in keep else by_module[mod] for v, mod in enumerate(g.module)]
 
 
-def visible_count(report: Report, depth: int, expand: Sequence[str] = ()) -> int:
-    """How many nodes the collapsed view at ``depth`` draws. Complexity: O(V)."""
-    keys = _group_keys(report, depth, expand)
+def visible_count(report: Report, depth: int, expand: Sequence[str] = (),
+                  budget: int = DEFAULT_BUDGET) -> int:
+    """How many nodes the view at ``depth`` draws. Complexity: O(V)."""
+    keep = _keep_alone(report, _cut_heads(report.model), budget)
+    keys = _group_keys(report, depth, expand, keep)
     return sum(1 for k in keys if k is None) + len({k for k in keys if k is not None})
 
 
 def auto_depth(report: Report, budget: int, expand: Sequence[str] = (),
-               memo: dict[Any, Any] | None = None) -> int:
-    """The deepest module depth whose collapsed view fits ``budget`` nodes (at least 1).
+               memo: dict[Any, Any] | None = None, keep: set[int] | None = None) -> int:
+    """The deepest module depth whose view fits ``budget`` nodes (at least 1).
 
     Complexity: O(V) once, then O(M) per depth tried over the M distinct module paths.
     """
     g = report.model
-    keep = _keep_alone(report)
-    per_module: dict[str | None, int] = {}
+    if keep is None:
+        keep = _keep_alone(report, _cut_heads(g), budget)
+    per_module: Counter[str | None] = Counter(mod for v, mod in enumerate(g.module) if v not in keep)
     alone = len(keep)
-    for v, mod in enumerate(g.module):
-        if v not in keep:
-            per_module[mod] = per_module.get(mod, 0) + 1
     all_modules = list(set(g.module))  # the same list _group_keys uses, so memo answers agree
     max_depth = max((len(m.split(".")) for m in per_module if m), default=1)
     best = 1
@@ -149,9 +276,31 @@ def auto_depth(report: Report, budget: int, expand: Sequence[str] = (),
     return best
 
 
-def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (),
-             budget: int = 1500) -> Report:
-    """A report whose graph has one node per module group; findings point at the new ids.
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _calls(g: ProbeGraph, nodes: Sequence[int]) -> int:
+    """How many times the module behind a group ran, when it ran more than once.
+
+    A module run N times (a GRUCell over 2,000 time steps, a policy over an 80-step episode)
+    leaves each of its own ops a multiple of N times under its path: N is the greatest common
+    divisor of those counts, for a path with two kinds of op or more. A loop inside one forward
+    (a detector's ``relu`` after each of 30 layers, then one ``mean``) gives 1, and so does a
+    block whose only own ops are its two residual adds. The group's count is the largest over
+    its paths. Complexity: O(len(nodes)).
+    """
+    by_path: dict[str, Counter[str]] = {}
+    for v in nodes:
+        m = g.module[v]
+        if m and g.kind[v] == "op":
+            by_path.setdefault(m, Counter())[g.label[v]] += 1
+    return max((math.gcd(*c.values()) for c in by_path.values() if len(c) >= 2), default=1)
+
+
+def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = (),
+              budget: int | None = DEFAULT_BUDGET) -> View:
+    """The view a picture of ``report`` draws (see the module docstring).
 
     Parameters
     ----------
@@ -161,43 +310,38 @@ def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (
         the deepest depth that fits ``budget``.
     expand : sequence of str
         Module paths drawn in full detail.
-    budget : int
-        Node budget for the automatic depth.
+    budget : int or None
+        Visible nodes the view aims at; None draws every node unless ``depth`` is given.
 
     Returns
     -------
-    Report
-        Same findings; ``model`` is the coarse graph (node kind ``module`` for groups).
+    View
+        Its ``report`` holds the same findings, every id rewritten to a drawn node.
 
     Notes
     -----
-    Complexity: O(V + E) per depth tried.
+    Complexity: O(V + E) once, plus O(M) per depth tried over the M distinct module paths.
     """
     g = report.model
+    heads = _cut_heads(g)
+    fold = depth is not None or (budget is not None and len(g.kind) > budget)
+    if not fold:
+        return _identity(report, heads)
+    b = budget or DEFAULT_BUDGET
+    keep = _keep_alone(report, heads, b)
     memo: dict[Any, Any] = {}
+    split = depth is not None  # a depth asked for opens folded blocks into their parts
     if depth is None:
-        depth = auto_depth(report, budget, expand, memo)
-    keys = _group_keys(report, depth, expand, memo)
+        depth = auto_depth(report, b, expand, memo, keep)
+    keys = _group_keys(report, depth, expand, keep, memo, split)
     c = ProbeGraph()
     new_id: list[int] = [0] * len(g.kind)
     group_id: dict[str, int] = {}
-    counts: dict[int, list[int]] = {}  # group node -> [ops, params]
+    members: dict[int, list[int]] = {}
     for v, k in enumerate(keys):
         if k is None:
             nid = c.add_node(g.kind[v], g.label[v], g.op[v], g.module[v], g.name[v])
-            m = g.meta.get(v)
-            if m is not None:
-                c.meta[nid] = m
-            if v in g.location:
-                c.location[nid] = g.location[v]
-            if v in g.freed:
-                c.freed.add(nid)
-            if v in g.frozen:
-                c.frozen.add(nid)
-            if v in g.optimizers:
-                c.optimizers[nid] = g.optimizers[v]
-            if v in g.param_order:
-                c.param_order[nid] = g.param_order[v]
+            _copy_node(g, v, c, nid)
         else:
             nid = group_id.get(k)
             if nid is None:
@@ -205,43 +349,124 @@ def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (
                 parent = head.rsplit(".", 1)[0] if "." in head else None
                 nid = c.add_node("module", k, None, parent, k)
                 group_id[k] = nid
-                counts[nid] = [0, 0]
-            counts[nid][1 if g.kind[v] == "param" else 0] += 1
+                members[nid] = []
+            members[nid].append(v)
             if v in g.freed:
                 c.freed.add(nid)
         new_id[v] = nid
-    for nid, (ops, params) in counts.items():
-        bits = [f"{ops} op{'s' if ops != 1 else ''}"]
+    starved_nodes = {d["node"] for d in report.detached
+                     if d.get("node") is not None and d.get("severity") != "info" and d.get("kind") == "unreached"}
+    groups: dict[int, dict[str, int]] = {}
+    for nid, vs in members.items():
+        params = sum(1 for v in vs if g.kind[v] == "param")
+        info = {"ops": len(vs) - params, "params": params,
+                "starved": sum(1 for v in vs if v in starved_nodes), "calls": _calls(g, vs)}
+        groups[nid] = info
+        bits = [_plural(info["ops"], "op")]
         if params:
-            bits.append(f"{params} param{'s' if params != 1 else ''}")
-        c.label[nid] = f"{c.label[nid]}\n" + " · ".join(bits)
+            bits.append(_plural(params, "param"))
+        title = c.label[nid]
+        if info["calls"] > 1:
+            title += f" ×{info['calls']} calls"
+        c.label[nid] = f"{title}\n" + " · ".join(bits)
     seen: set[tuple[int, int]] = set()
     for s, d in zip(g.src, g.dst):
-        a, b = new_id[s], new_id[d]
-        if a != b and (a, b) not in seen:
-            seen.add((a, b))
+        a, b2 = new_id[s], new_id[d]
+        if a != b2 and (a, b2) not in seen:
+            seen.add((a, b2))
             c.src.append(a)
-            c.dst.append(b)
+            c.dst.append(b2)
+    _copy_sets(g, c, new_id)
+    # Cuts of one line between the same two drawn nodes are one edge; cut_merge keeps the rest.
+    first_of: dict[tuple[int, int, Any], int] = {}
+    cut_merge: dict[int, list[int]] = {}
+    for (s, _d, i), h in zip(g.cut_edges, heads):
+        a, b2 = new_id[s], new_id[h]
+        cut = report.cuts[i] if 0 <= i < len(report.cuts) else {}
+        key = (a, b2, (cut.get("location"), cut.get("kind")))
+        j = first_of.get(key)
+        if j is None:
+            first_of[key] = i
+            cut_merge[i] = [i]
+            c.cut_edges.append((a, b2, i))
+        elif i not in cut_merge[j]:
+            cut_merge[j].append(i)
+    note = (f"collapsed view: {len(c.kind)} of {len(g.kind)} nodes drawn (module depth {depth}"
+            + (f", expanded: {', '.join(expand)}" if expand else "") + ")")
+    out = _remap(report, c, new_id)
+    out.notes = list(report.notes) + [note]
+    return View(out, report, new_id, members, groups, True, depth, note,
+                {i: m for i, m in cut_merge.items() if len(m) > 1})
+
+
+def _copy_node(g: ProbeGraph, v: int, c: ProbeGraph, nid: int) -> None:
+    m = g.meta.get(v)
+    if m is not None:
+        c.meta[nid] = m
+    if v in g.location:
+        c.location[nid] = g.location[v]
+    if v in g.freed:
+        c.freed.add(nid)
+    if v in g.frozen:
+        c.frozen.add(nid)
+    if v in g.optimizers:
+        c.optimizers[nid] = g.optimizers[v]
+    if v in g.param_order:
+        c.param_order[nid] = g.param_order[v]
+
+
+def _copy_sets(g: ProbeGraph, c: ProbeGraph, new_id: list[int]) -> None:
     c.losses = [new_id[v] for v in g.losses]
     c.composite = {new_id[v] for v in g.composite}
     c.terms = {new_id[v] for v in g.terms}
-    cut_seen: set[tuple[int, int, int]] = set()
-    for s, d, i in g.cut_edges:
-        e = (new_id[s], new_id[d], i)
-        if e not in cut_seen:
-            cut_seen.add(e)
-            c.cut_edges.append(e)
+    for v, kind in g.opaque.items():
+        c.opaque.setdefault(new_id[v], kind)
+
+
+def _identity(report: Report, heads: list[int]) -> View:
+    """The view of a graph drawn whole: the same ids; only the cut edges end at their leaves."""
+    g = report.model
+    edges = [(s, h, i) for (s, _d, i), h in zip(g.cut_edges, heads)]
+    model = g
+    if edges != g.cut_edges:
+        model = copy.copy(g)  # the same columns (shared, never written); only the cut edges differ
+        model.cut_edges = list(dict.fromkeys(edges))
+    out = replace(report, model=model) if model is not g else report
+    return View(out, report, list(range(len(g.kind))))
+
+
+def _remap(report: Report, c: ProbeGraph, new_id: list[int]) -> Report:
+    """``report`` over graph ``c``: every node id in every finding rewritten with ``new_id``."""
+
+    def nid(v: Any) -> Any:
+        return new_id[v] if isinstance(v, int) and 0 <= v < len(new_id) else v
+
+    def node_ref(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "node": nid(d["node"])} if "node" in d else dict(d)
+
     out = replace(report, model=c)
-    out.shared = [{**sh, "nodes": sorted({new_id[v] for v in sh["nodes"]})} for sh in report.shared]
-    out.detached = [{**d, "node": new_id[d["node"]]} if d.get("node") is not None else d
-                    for d in report.detached]
-    out.freed = [{**f, "node": new_id[f["node"]]} for f in report.freed]
-    out.frozen = [{**f, "node": new_id[f["node"]]} for f in report.frozen]
-    out.cuts = [{**cut, "from": {**cut["from"], "node": new_id[cut["from"]["node"]]},
-                 "to": {**cut["to"], "node": new_id[cut["to"]["node"]]},
-                 "sources": sorted({new_id[v] for v in cut.get("sources", [])})}
+    out.losses = [node_ref(x) for x in report.losses]
+    out.params = [node_ref(x) for x in report.params]
+    out.shared = [{**sh, "nodes": sorted({nid(v) for v in sh.get("nodes", [])})} for sh in report.shared]
+    out.detached = [node_ref(d) for d in report.detached]
+    out.freed = [node_ref(f) for f in report.freed]
+    out.frozen = [node_ref(f) for f in report.frozen]
+    out.opaque = [node_ref(o) for o in report.opaque]
+    out.errors = [{**node_ref(e), **({"nodes": [node_ref(x) for x in e["nodes"]]} if isinstance(e.get("nodes"), list) else {})}
+                  for e in report.errors]
+    out.cuts = [{**cut, "from": node_ref(cut["from"]), "to": node_ref(cut["to"]),
+                 "sources": sorted({nid(v) for v in cut.get("sources", [])})}
                 for cut in report.cuts]
-    out.notes = list(report.notes) + [
-        f"collapsed view: {len(c.kind)} of {len(g.kind)} nodes drawn (module depth {depth}"
-        + (f", expanded: {', '.join(expand)}" if expand else "") + ")"]
     return out
+
+
+def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (),
+             budget: int = DEFAULT_BUDGET) -> Report:
+    """The folded view's report (see :func:`make_view`), folding even a small graph.
+
+    Kept for callers that want a report back; :func:`make_view` also says which original nodes
+    each group holds.
+    """
+    if depth is None and len(report.model) <= budget:
+        depth = auto_depth(report, budget, expand)
+    return make_view(report, depth, expand, budget).report

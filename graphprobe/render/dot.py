@@ -8,6 +8,7 @@ only the styles this picture uses. The text is deterministic: the same report gi
 """
 from __future__ import annotations
 
+import gc
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,9 @@ from ..errors import GraphprobeError
 from ..graph import ProbeGraph
 from ..locations import short_location
 from ..report import Report
+from .collapse import View, make_view
 
-__all__ = ["DotOptions", "to_dot", "quote"]
+__all__ = ["DotOptions", "to_dot", "view_dot", "quote"]
 
 _RANKDIRS = ("TB", "LR", "BT", "RL")
 _FONT = "Helvetica"
@@ -66,21 +68,25 @@ class DotOptions:
     rankdir : str
         ``TB`` (top to bottom, the default), ``LR``, ``BT`` or ``RL``.
     budget : int or None
-        Above this many nodes the picture collapses to one node per module (see
-        :mod:`graphprobe.render.collapse`); None never collapses on its own.
+        Visible nodes the picture aims at: above it, what the findings are not about folds by
+        module (see :mod:`graphprobe.render.collapse`); None draws every node.
     depth : int, optional
         Collapse to this module depth whatever the size (``1``: top-level modules).
     expand : tuple of str
         Module paths drawn in full detail in a collapsed picture.
+    max_size : float or None
+        The longest side of the drawing in points (3,000 pt: 4,000 px at 96 dpi); Graphviz
+        scales a bigger layout down to it. None leaves the size alone.
     """
 
     title: str | None = None
     legend: bool = True
     show_frozen: bool = True
     rankdir: str = "TB"
-    budget: int | None = 1500
+    budget: int | None = 200
     depth: int | None = None
     expand: tuple[str, ...] = ()
+    max_size: float | None = 3000.0
 
     def __post_init__(self) -> None:
         if self.rankdir not in _RANKDIRS:
@@ -100,6 +106,8 @@ def quote(text: str) -> str:
     >>> print(quote('a "b"\\nc\\\\d'))
     "a \\"b\\"\\nc\\\\d"
     """
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
     return '"' + text.replace("\r\n", "\n").translate(_ESCAPES) + '"'
 
 
@@ -139,11 +147,14 @@ class _Cluster:
         self.parent = parent
 
 
-def _module_tree(g: ProbeGraph, visible: list[bool]) -> tuple[_Cluster, list[int]]:
+def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = None
+                 ) -> tuple[_Cluster, list[int]]:
     """Module boxes nested by path prefix, plus the visible nodes that belong to no module.
 
     A prefix gets a box of its own only when it holds nodes or two or more sub-boxes, so
-    ``encoder.layers.0.attn`` alone does not draw four nested empty boxes.
+    ``encoder.layers.0.attn`` alone does not draw four nested empty boxes. With ``rank`` (see
+    :func:`_loss_order`), boxes and loose nodes come in the order of the first loss they feed.
+    Complexity: O(V + M) with the box of each distinct module path found once.
     """
     root = _Cluster(-1, "", None)
     by_path: dict[str, _Cluster] = {}
@@ -151,20 +162,28 @@ def _module_tree(g: ProbeGraph, visible: list[bool]) -> tuple[_Cluster, list[int
     # Only modules that hold parameters (or contain ones that do) get a box: a loss function or
     # an activation module would otherwise pull unrelated nodes (two losses' MSE ops) together.
     boxed: set[str] = set()
-    for v, k in enumerate(g.kind):
+    for v in g.nodes_of_kind("param", "module"):
         m = g.module[v]
-        if m and (k == "param" or k == "module"):
+        if m and m not in boxed:
             parts = m.split(".")
             for i in range(1, len(parts) + 1):
                 boxed.add(".".join(parts[:i]))
+    box_memo: dict[str, str | None] = {}
 
     def box_of(mod: str) -> str | None:
-        while mod and mod not in boxed:
-            mod = mod.rpartition(".")[0]
-        return mod or None
+        got = box_memo.get(mod, "")
+        if got != "":
+            return got
+        m = mod
+        while m and m not in boxed:
+            m = m.rpartition(".")[0]
+        box_memo[mod] = m or None
+        return m or None
 
     count = 0
-    for v in range(len(g.kind)):
+    one_rank = rank is None or not rank or min(rank) == max(rank)
+    order = range(len(g.kind)) if one_rank else sorted(range(len(g.kind)), key=rank.__getitem__)
+    for v in order:
         if not visible[v]:
             continue
         mod = g.module[v]
@@ -234,7 +253,8 @@ def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
     # Nodes the fast path in _node_line must leave to the general one.
     plain_skip = set(shared_by) | set(unreached) | set(reentry) | set(freed) | frozen
     return {"shared": shared_by, "unreached": unreached, "reentry": reentry, "freed": freed,
-            "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed, "plain_skip": plain_skip}
+            "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed, "plain_skip": plain_skip,
+            "quoted": {}}
 
 
 def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> str:
@@ -242,11 +262,26 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     kind = g.kind[v]
     if kind == "op" and v not in notes["plain_skip"]:
         # Most nodes are plain ops with no finding: their statement is just label and id (the
-        # node defaults say the rest). Same bytes as the general path below, a third of the time.
+        # node defaults say the rest, its id included). Same bytes as the general path below.
         name = g.name[v]
-        label = g.label[v] if not name or name in notes["feeds_loss"].get(v, ()) else f"{g.label[v]}\n= {name}"
-        return f'n{v} [label={quote(label)}, id="n{v}"];'
+        if not name or name in notes["feeds_loss"].get(v, ()):
+            # A few dozen op names make every label: quote each once per picture.
+            quoted = notes["quoted"]
+            q = quoted.get(g.label[v])
+            if q is None:
+                q = quoted[g.label[v]] = quote(g.label[v])
+            return f'n{v} [label={q}];'
+        return f'n{v} [label={quote(g.label[v] + chr(10) + "= " + name)}];'
 
+    if kind == "param" and v not in notes["plain_skip"]:
+        # A parameter no finding is about: the general path's bytes, without its lists.
+        m = g.meta.get(v)
+        shape = _shape_text(g, v)
+        label = g.label[v] + ("\n" + shape if shape else "")
+        tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
+        used.add("param")
+        return (f'n{v} [fontsize="10", margin="0.11,0.055", label={quote(label)}, style="filled", '
+                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", tooltip={quote(tip)}];')
     label = g.label[v]
     lines: list[str] = []
     tip: list[str] = []
@@ -271,7 +306,19 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         lines.append(label)
         attrs += [("shape", "box3d"), ("fontsize", "10"), ("margin", "0.12,0.06")]
         fill, line = _PARAM_FILL if "param" in label else _OP_FILL, _CLUSTER_LINE
-        tip.append(f"collapsed module group {g.name[v]}: {label.splitlines()[-1]}")
+        tip.append(f"folded module {g.name[v]}: {label.splitlines()[-1]}")
+        info = notes.get("groups", {}).get(v) or {}
+        if info.get("calls", 1) > 1:
+            tip.append(f"its module ran {info['calls']} times (one block for all of them)")
+        starved = info.get("starved", 0)
+        if starved:
+            # A folded detector whose parameters get no gradient: say so on the block itself.
+            used.add("unreached")
+            lines.append(f"{starved} of its params: no gradient")
+            fill, line, text = _DETACHED_FILL, _RED, "#a01515"
+            style.append("dashed")
+            attrs.append(("penwidth", "2.2"))
+            tip.append(f"{starved} parameter{'s' if starved != 1 else ''} in it get no gradient")
     elif kind == "op":
         lines.append(label)
         # "= loss1" on the op that makes loss1 says nothing the loss node does not.
@@ -344,7 +391,7 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     if base in ("loss", "param", "leaf") and fill in (_LOSS_FILL, _PARAM_FILL, _LEAF_FILL):
         used.add(base)
     attrs += [("label", "\n".join(lines)), ("style", ",".join(style)), ("fillcolor", fill),
-              ("color", line), ("fontcolor", text), ("id", f"n{v}")]
+              ("color", line), ("fontcolor", text)]
     if penwidth is not None:
         attrs.append(("penwidth", penwidth))
     if tip:
@@ -353,8 +400,25 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     return f"n{v} {_attrs([(k, x) for k, x in attrs if _NODE_DEFAULTS.get(k) != x])};"
 
 
+def _node_lines(g: ProbeGraph, nodes: list[int], notes: dict[str, Any], used: set[str], pad: str,
+                out: list[str]) -> None:
+    """Append the statements of ``nodes`` to ``out``: :func:`_node_line`, with its most common
+    case (an unnamed op no finding is about) inlined, since a picture of every node is mostly
+    that. Complexity: O(len(nodes))."""
+    kinds, labels, names, skip, quoted = g.kind, g.label, g.name, notes["plain_skip"], notes["quoted"]
+    for v in nodes:
+        if kinds[v] == "op" and not names[v] and v not in skip:
+            label = labels[v]
+            q = quoted.get(label)
+            if q is None:
+                q = quoted[label] = quote(label)
+            out.append(f"{pad}n{v} [label={q}];")
+        else:
+            out.append(pad + _node_line(g, v, notes, used))
+
+
 def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str],
-              edge_id: str = "") -> str:
+              edge_id: str = "", merged: list[int] | None = None) -> str:
     """The DOT statement for the cut edge ``s -> d`` (index ``c`` into ``cuts``).
 
     The SVG element gets ``id=edge_id`` (``cut{c}``, then ``cut{c}_1``... when one cut has several
@@ -366,9 +430,14 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
     where = str(cut.get("location") or "")
     # The file's name is enough on the picture; the tooltip keeps the whole path.
     label = head + ("\n" + short_location(where) if where else "")
+    if merged and len(merged) > 1:
+        label += f"\n({len(merged)} cuts at this line)"
+    if not cut.get("ignored"):
+        label += "\nno gradient flows back"
     if "_" in edge_id:
         label = ""  # a cut out of a no_grad block has an edge per parameter: label the first only
-    tip = [f"CUT: {head}" + (f" at {where}" if where else "")]
+    tip = [f"CUT: {head}" + (f" at {where}" if where else "")
+           + ": no gradient flows back along this edge"]
     tip += [x for x in (cut.get("reason"), cut.get("fix")) if x]
     for b in cut.get("blocked") or []:
         tip.append(f"{b.get('loss')} cannot reach {', '.join(b.get('params') or [])}")
@@ -385,7 +454,8 @@ def _cut_line(s: int, d: int, c: int, cuts: list[dict[str, Any]], used: set[str]
         attrs = [("color", _RED), ("fontcolor", _RED), ("style", "dashed"), ("penwidth", "2.5"),
                  ("arrowsize", "1.1"), ("fontsize", "13"), ("label", label)]
     attrs += [("tooltip", "\n".join(tip)), ("labeltooltip", "\n".join(tip)),
-              ("id", edge_id or f"cut{c}"), ("class", f"cut cut{c}")]
+              ("id", edge_id or f"cut{c}"),
+              ("class", "cut " + " ".join(f"cut{i}" for i in (merged or [c])))]
     return f"n{s} -> n{d} {_attrs(attrs)};"
 
 
@@ -438,21 +508,22 @@ def _legend(used: set[str], shared_sets: list[str]) -> list[str]:
 
 
 def to_dot(report: Report, options: DotOptions | None = None) -> str:
-    """The report's graph as Graphviz DOT text.
+    """The report's graph as Graphviz DOT text: its view (:func:`make_view`), drawn.
 
     Parameters
     ----------
     report : Report
         What :func:`graphprobe.probe` found; the graph is ``report.model``.
     options : DotOptions, optional
-        Title, legend, frozen parameters, direction.
+        Title, legend, frozen parameters, direction, budget, depth, expand.
 
     Returns
     -------
     str
-        A ``digraph``: one cluster per module (nested by path), losses at the bottom, cut edges
-        in thick dashed red labelled with the operations that left autograd and where, and a
-        legend. Node ``i`` is named ``n{i}``. The same report gives the same text.
+        A ``digraph``: one cluster per module (nested by path), inputs at the top and losses at
+        the bottom, cut edges in thick dashed red labelled with the operations that left
+        autograd and where, and a legend. Node ``i`` of the view is named ``n{i}``. The same
+        report gives the same text.
 
     Notes
     -----
@@ -469,34 +540,87 @@ def to_dot(report: Report, options: DotOptions | None = None) -> str:
     True
     """
     opts = options if options is not None else DotOptions()
-    collapsed = opts.depth is not None or (opts.budget is not None and len(report.model) > opts.budget)
-    title = opts.title if opts.title is not None else report.verdict()
-    if collapsed:
-        from .collapse import collapse
+    return view_dot(make_view(report, opts.depth, tuple(opts.expand), opts.budget), opts)
 
-        report = collapse(report, opts.depth, tuple(opts.expand), opts.budget or 1500)
-        title += "\n(" + report.notes[-1] + ")"
+
+def _loss_order(g: ProbeGraph) -> list[int]:
+    """For each node, the index of the first loss (in the order given) that reaches it.
+
+    Drawing the first loss's part first puts it on the left, so every picture reads the same
+    way: inputs at the top, the first loss on the left. Complexity: O(V + E), iterative.
+    """
+    n = len(g.kind)
+    big = len(g.losses)
+    if big <= 1:
+        return [0] * n  # one loss: the walk's order is already the reading order
+    order = [big] * n
+    producers = g.producers()
+    for i, lid in enumerate(g.losses):
+        if not 0 <= lid < n or order[lid] <= i:
+            continue
+        order[lid] = i
+        stack = [lid]
+        while stack:
+            v = stack.pop()
+            for p in producers[v]:
+                if order[p] > i:
+                    order[p] = i
+                    stack.append(p)
+    return order
+
+
+def view_dot(view: View, options: DotOptions | None = None, title: str | None = None) -> str:
+    """A :class:`~graphprobe.render.collapse.View` as DOT text (see :func:`to_dot`).
+
+    ``title`` overrides ``options.title`` and the verdict (the image renderer uses it to say that
+    it fell back to a coarser view).
+    """
+    # The writer makes thousands of small lists and no cycles: a collection of a big heap (the
+    # user's model and graph) in the middle of it costs more than all of it, as in the probe.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _view_dot(view, options, title)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
+    opts = options if options is not None else DotOptions()
+    report = view.report
+    if title is None:
+        title = opts.title if opts.title is not None else view.original.verdict()
+        if view.note:
+            title += "\n(" + view.note + ")"
     g = report.model
     n = len(g.kind)
     notes = _findings(report, g)
+    notes["groups"] = view.groups
     visible = [True] * n
     if not opts.show_frozen:
         for v in notes["frozen"]:
             visible[v] = False
     used: set[str] = set()
+    rank = _loss_order(g)
 
-    out: list[str] = ["digraph graphprobe {"]
-    out.append("  graph " + _attrs([
+    graph_attrs = [
         ("label", _title_text(title)), ("labelloc", "t"), ("labeljust", "c"), ("fontname", _FONT),
         ("fontsize", "15"), ("fontcolor", _INK), ("rankdir", opts.rankdir), ("newrank", "true"),
         ("nodesep", "0.3"), ("ranksep", "0.45"), ("bgcolor", "white"), ("pad", "0.3"),
-        ("tooltip", title)]) + ";")
-    out.append("  node " + _attrs(list(_NODE_DEFAULTS.items())) + ";")
+        ("tooltip", title)]
+    if opts.max_size:
+        inches = f"{opts.max_size / 72:.2f}"
+        graph_attrs.append(("size", f"{inches},{inches}"))
+    out: list[str] = ["digraph graphprobe {"]
+    out.append("  graph " + _attrs(graph_attrs) + ";")
+    # id="\N": every node's SVG id is its DOT name (n12), without an id on each statement.
+    out.append("  node " + _attrs(list(_NODE_DEFAULTS.items()))[:-1] + ', id="\\N"];')
     out.append("  edge " + _attrs([("fontname", _FONT), ("fontsize", "10"), ("color", _EDGE),
                                    ("arrowsize", "0.7")]) + ";")
 
-    # Module boxes, nested, written with an explicit stack.
-    root, loose = _module_tree(g, visible)
+    # Module boxes, nested, written with an explicit stack, the first loss's part first.
+    root, loose = _module_tree(g, visible, rank)
     stack: list[tuple[_Cluster, int]] = [(c, 1) for c in reversed(root.children)]
     while stack:
         c, depth = stack.pop()
@@ -505,32 +629,30 @@ def to_dot(report: Report, options: DotOptions | None = None) -> str:
             out.append("  " * -depth + "}")
             continue
         out.append(f"{pad}subgraph cluster_{c.idx} {{")
-        out.append(pad + "  graph " + _attrs([
-            ("label", c.path), ("fontsize", "11"), ("fontcolor", "#555555"),
-            ("style", "rounded,filled"),
-            ("fillcolor", _CLUSTER_FILLS[(depth - 1) % 2]), ("color", _CLUSTER_LINE),
-            ("labeljust", "l"), ("tooltip", f"module {c.path}")]) + ";")
-        for v in c.nodes:
-            out.append(pad + "  " + _node_line(g, v, notes, used))
+        # The same bytes as _attrs over these pairs; only the path is quoted (170 boxes in a
+        # 24-layer transformer).
+        out.append(f'{pad}  graph [label={quote(c.path)}, fontsize="11", fontcolor="#555555", '
+                   f'style="rounded,filled", fillcolor="{_CLUSTER_FILLS[(depth - 1) % 2]}", '
+                   f'color="{_CLUSTER_LINE}", labeljust="l", tooltip={quote("module " + c.path)}];')
+        _node_lines(g, c.nodes, notes, used, pad + "  ", out)
         stack.append((c, -depth))
         for ch in reversed(c.children):
             stack.append((ch, depth + 1))
-    for v in loose:
-        out.append("  " + _node_line(g, v, notes, used))
+    _node_lines(g, loose, notes, used, "  ", out)
     losses = [v for v in g.losses if 0 <= v < n and visible[v]]
     if losses:
-        out.append("  { rank=sink; " + " ".join(f"n{v};" for v in losses) + " }")
+        # Invisible edges along the bottom row keep the losses in the order given, left to right.
+        chain = "".join(f" n{a} -> n{b} [style=\"invis\"];" for a, b in zip(losses, losses[1:]))
+        out.append("  { rank=sink; " + " ".join(f"n{v};" for v in losses) + chain + " }")
 
-    for s, d in zip(g.src, g.dst):
-        if visible[s] and visible[d]:
-            out.append(f"  n{s} -> n{d};")
+    out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
     # Cut edges last, so they are drawn over the data edges.
     seen_cuts: dict[int, int] = {}
     for s, d, c in g.cut_edges:
         if 0 <= s < n and 0 <= d < n and visible[s] and visible[d]:
             k = seen_cuts[c] = seen_cuts.get(c, -1) + 1
             edge_id = f"cut{c}" + (f"_{k}" if k else "")
-            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id))
+            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id, view.cut_merge.get(c)))
 
     if opts.legend:
         shared_sets: list[str] = []

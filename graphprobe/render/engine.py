@@ -1,8 +1,14 @@
-"""The layout engine: find ``dot`` or ``graphviz-pure``, run it on DOT text, write files atomically.
+"""The layout engine: find ``dot`` or ``graphviz-pure``, run it bounded, write files atomically.
 
 Graphviz's own ``dot`` is used when it is installed; otherwise the ``graphviz-pure`` command (a
 pure-Rust port of Graphviz, installed with graphprobe) does the same job with no system package.
 ``GRAPHPROBE_DOT`` names an explicit engine and wins over both.
+
+Either runs as a child process under a time limit and an address-space limit
+(``RLIMIT_AS``, set in the child before it starts): a layout that would use 24 GB fails fast
+with :class:`LayoutOutOfMemory` instead of being killed with the machine, and the caller draws a
+coarser view (:mod:`graphprobe.render.image`). ``GRAPHPROBE_LAYOUT_MEMORY`` (MB) and
+``GRAPHPROBE_LAYOUT_TIMEOUT`` (seconds) change the limits.
 """
 from __future__ import annotations
 
@@ -12,15 +18,23 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ..errors import LayoutEngineMissing, OutputError, LayoutTimeout
 
-__all__ = ["ENGINE_ENV", "RASTER_FORMATS", "find_engine", "layout", "write_atomic"]
+__all__ = ["ENGINE_ENV", "MEMORY_ENV", "TIMEOUT_ENV", "RASTER_FORMATS", "LayoutOutOfMemory",
+           "find_engine", "layout", "memory_limit", "write_atomic"]
 
 #: Environment variable naming an explicit layout engine (a path, or a command on ``PATH``).
 ENGINE_ENV = "GRAPHPROBE_DOT"
 #: Formats drawn in pixels: :func:`layout` gives them a ``dpi`` so their text stays sharp.
 RASTER_FORMATS = frozenset({"png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"})
+
+#: Environment variables for the engine's address-space limit (MB) and time limit (seconds).
+MEMORY_ENV = "GRAPHPROBE_LAYOUT_MEMORY"
+TIMEOUT_ENV = "GRAPHPROBE_LAYOUT_TIMEOUT"
+#: The engine's address-space limit when none is set: a quarter of the machine, 1-4 GB.
+_DEFAULT_MEMORY_MB = (1024, 4096)
 
 _PURE = "graphviz-pure"
 _FORMAT_RE = re.compile(r"^[A-Za-z0-9_]+(:[A-Za-z0-9_]+)*$")
@@ -84,7 +98,60 @@ def find_engine() -> list[str]:
     )
 
 
-def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None = None) -> bytes:
+class LayoutOutOfMemory(OutputError):
+    """The layout engine ran out of its address-space limit (or died of a signal)."""
+
+
+def memory_limit() -> int | None:
+    """Bytes of address space the engine may use: ``$GRAPHPROBE_LAYOUT_MEMORY`` MB, else a
+    quarter of physical memory clamped to 1-4 GB; None where limits are not supported
+    (``0`` in the variable turns the limit off)."""
+    try:
+        import resource  # noqa: F401  (POSIX only)
+    except ImportError:
+        return None
+    raw = os.environ.get(MEMORY_ENV, "").strip()
+    if raw:
+        try:
+            mb = float(raw)
+        except ValueError:
+            raise OutputError(f"{MEMORY_ENV}={raw!r} is not a number of megabytes") from None
+        return int(mb * 2**20) if mb > 0 else None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    lo, hi = _DEFAULT_MEMORY_MB
+    return int(min(max(total // 4, lo * 2**20), hi * 2**20))
+
+
+def _limit_child(limit: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sets the child's ``RLIMIT_AS`` (never above the hard limit)."""
+    if limit is None:
+        return None
+    import resource
+
+    def set_limit() -> None:  # runs in the child between fork and exec: no allocation-heavy work
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        want = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+
+    return set_limit
+
+
+def default_timeout(timeout: float) -> float:
+    """``$GRAPHPROBE_LAYOUT_TIMEOUT`` seconds if set, else ``timeout``."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return timeout
+    try:
+        return max(0.1, float(raw))
+    except ValueError:
+        raise OutputError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+
+
+def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None = None,
+           memory: int | None | str = "default") -> bytes:
     """Lay out ``dot_source`` with :func:`find_engine` and return the drawing in format ``fmt``.
 
     Parameters
@@ -98,6 +165,9 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     dpi : float, optional
         Resolution for raster formats (:data:`RASTER_FORMATS`); 144 when not given. Vector
         formats are left at Graphviz's default scale.
+    memory : int or None
+        The engine's address-space limit in bytes; :func:`memory_limit` by default, None for
+        no limit.
 
     Returns
     -------
@@ -108,8 +178,12 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     ------
     LayoutEngineMissing
         When no engine is found.
+    LayoutTimeout
+        When the engine runs past ``timeout`` (it is killed).
+    LayoutOutOfMemory
+        When it runs out of its memory limit, or is killed by a signal.
     OutputError
-        When the engine runs past ``timeout``, cannot be started, or fails.
+        When the engine cannot be started, or fails.
 
     Notes
     -----
@@ -122,9 +196,11 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
         cmd.append(f"-Gdpi={dpi if dpi is not None else 144:g}")
     elif dpi is not None:
         cmd.append(f"-Gdpi={dpi:g}")
+    limit = memory_limit() if memory == "default" else memory
+    assert limit is None or isinstance(limit, int)
     try:
         done = subprocess.run(cmd, input=dot_source.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, preexec_fn=_limit_child(limit))
     except subprocess.TimeoutExpired:
         raise LayoutTimeout(
             f"the layout took too long ({timeout:g} s with {cmd[0]}): the graph is too big to draw "
@@ -134,6 +210,13 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
         raise OutputError(f"could not run the layout engine {cmd[0]}: {e.strerror or e}") from e
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace").strip() or "(no message)"
+        memory_words = ("memory allocation", "out of memory", "cannot allocate", "bad_alloc", "memoryerror")
+        if done.returncode < 0 or any(w in err.lower() for w in memory_words):
+            cap = f"{limit / 2**30:.1f} GB" if limit else "the machine's memory"
+            raise LayoutOutOfMemory(
+                f"the layout engine {cmd[0]} ran out of memory (limit {cap}; exit "
+                f"{done.returncode}): the graph is too big to draw whole. Draw a coarser view, "
+                f"or raise {MEMORY_ENV} (MB).")
         raise OutputError(f"the layout engine {cmd[0]} failed (exit {done.returncode}):\n{err}")
     return done.stdout
 

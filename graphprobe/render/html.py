@@ -234,6 +234,13 @@ def _why_and_fix(finding: dict[str, Any]) -> list[str]:
     return out
 
 
+def _asset(name: str) -> str:
+    """A page asset shipped as package data (``graphprobe/render/assets``)."""
+    from importlib.resources import files
+
+    return (files("graphprobe.render") / "assets" / name).read_text(encoding="utf-8")
+
+
 def render_html(report: "Report", options: Any = None, **dot_options: Any) -> str:
     """The report as one self-contained HTML page (see the module docstring).
 
@@ -248,16 +255,33 @@ def render_html(report: "Report", options: Any = None, **dot_options: Any) -> st
     -------
     str
         The whole page. It names no URL to load: open it from disk, offline.
+
+    Notes
+    -----
+    The picture is the report's view (:func:`~graphprobe.render.collapse.make_view`), laid out
+    once; the page's JSON is that view's report, so every id in it is a drawn SVG id. What the
+    view folds comes as detail (:mod:`graphprobe.render.detail`), parsed only when asked for: the
+    page grows with what is drawn, not with the graph.
     """
+    from .collapse import make_view
+    from .detail import folded_detail
+    from .dot import DotOptions
+    from .image import render_view
+
     fields = dict(vars(options)) if options is not None else {}
     fields.update(dot_options)
     if fields.get("title") is None:
         fields["title"] = ""  # the side panel shows the verdict; the picture need not repeat it
-    svg = _inline_svg(report.to_svg(**fields))
-    data = _json_for_script(report.to_dict())
-    counts = report.counts()
+    opts = DotOptions(**fields)
+    view = make_view(report, opts.depth, tuple(opts.expand), opts.budget)
+    svg_bytes, view = render_view(view, "svg", opts)
+    svg = _inline_svg(svg_bytes.decode("utf-8"))
+    shown = view.report
+    data = _json_for_script(shown.to_dict())
+    detail = _json_for_script(folded_detail(view))
+    counts = shown.counts()
     worst = next((s for s in ("error", "warning", "info") if counts.get(s)), "ok")
-    findings = _finding_items(report)
+    findings = _finding_items(shown)
     n_live = sum(1 for _, h in findings if "gp-muted" not in h.split(">", 1)[0])
     chips = "".join(_badge(s, f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}")
                     for s in ("error", "warning", "info") if counts.get(s))
@@ -265,7 +289,7 @@ def render_html(report: "Report", options: Any = None, **dot_options: Any) -> st
         chips = _badge("ok", "no findings")
     listing = ("".join(h for _, h in findings) if findings else
                '<li class="gp-empty">Nothing to report: every known parameter gets a gradient.</li>')
-    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    notes = "".join(f"<li>{_e(n)}</li>" for n in shown.notes)
     notes_html = (f'<details class="gp-section"><summary>Notes</summary><ul class="gp-notes">'
                   f"{notes}</ul></details>") if notes else ""
     title = f"graphprobe: {report.verdict()}"
@@ -274,550 +298,11 @@ def render_html(report: "Report", options: Any = None, **dot_options: Any) -> st
     stats = " · ".join(f"{k} {one if k == 1 else many}" for k, one, many in (
         (len(report.losses), "loss", "losses"), (n_params, "parameter", "parameters"),
         (len(report.model), "node", "nodes"), (n_cuts, "cut", "cuts")))
-    return _PAGE.format(
-        title=_e(title), csp=_CSP, favicon=_e(_FAVICON), css=_CSS, js=_JS, svg=svg, data=data,
+    if view.collapsed:
+        stats += f" · {len(shown.model)} drawn"
+    return _asset("report.html").format(
+        title=_e(title), csp=_CSP, favicon=_e(_FAVICON), css=_asset("report.css"),
+        js=_asset("report.js"), svg=svg, data=data, detail=detail,
         verdict=_e(report.verdict()), worst=_e(worst), chips=chips, listing=listing,
-        n_findings=n_live, stats=_e(stats), reaches=_reaches_table(report), notes=notes_html,
+        n_findings=n_live, stats=_e(stats), reaches=_reaches_table(shown), notes=notes_html,
     )
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="graphprobe">
-<title>{title}</title>
-<link rel="icon" href="{favicon}">
-<style>{css}</style>
-</head>
-<body>
-<header class="gp-top">
-  <div class="gp-brand"><span class="gp-logo" aria-hidden="true"></span>graphprobe</div>
-  <div class="gp-top-stats">{stats}</div>
-  <div class="gp-chips">{chips}</div>
-</header>
-<main class="gp-main">
-  <section class="gp-graph" aria-label="autograd graph">
-    <div class="gp-toolbar" role="toolbar">
-      <button type="button" id="gp-zoom-in" title="Zoom in (+)">+</button>
-      <button type="button" id="gp-zoom-out" title="Zoom out (&minus;)">&minus;</button>
-      <button type="button" id="gp-fit" title="Fit the graph to the window (0)">fit</button>
-      <span class="gp-zoom-level" id="gp-zoom-level">100%</span>
-    </div>
-    <div class="gp-hint">drag to pan · wheel to zoom · click a node for details</div>
-    <div class="gp-canvas" id="gp-canvas">{svg}</div>
-  </section>
-  <aside class="gp-side">
-    <div class="gp-scroll" id="gp-side-scroll">
-      <div class="gp-verdict gp-verdict-{worst}" id="gp-verdict">
-        <div class="gp-verdict-label">Verdict</div>
-        <div class="gp-verdict-text">{verdict}</div>
-      </div>
-      <h2 class="gp-h2">Findings <span class="gp-count">{n_findings}</span></h2>
-      <ol class="gp-findings" id="gp-findings">{listing}</ol>
-      {reaches}
-      {notes}
-    </div>
-    <div class="gp-inspector" id="gp-inspector">
-      <h2 class="gp-h2">Details</h2>
-      <div id="gp-details" class="gp-details"><p class="gp-dim">Click a node or a finding to see its details here.</p></div>
-    </div>
-  </aside>
-</main>
-<script type="application/json" id="gp-data">{data}</script>
-<script>{js}</script>
-</body>
-</html>
-"""
-
-_CSS = r"""
-:root {
-  --ink: #1f2328; --dim: #656d76; --line: #d0d7de; --bg: #f6f8fa; --panel: #ffffff;
-  --err: #c62828; --err-bg: #fdecea; --warn: #a15c00; --warn-bg: #fff4e0;
-  --info: #2f6ea6; --info-bg: #e8f1fb; --ok: #1e7b34; --ok-bg: #e6f4ea;
-  --accent: #ff9500;
-  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-  --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
-}
-* { box-sizing: border-box; }
-html, body { height: 100%; margin: 0; }
-body { font: 14px/1.45 var(--sans); color: var(--ink); background: var(--bg);
-       display: flex; flex-direction: column; overflow: hidden; }
-code, .gp-chain, .gp-pre { font-family: var(--mono); font-size: 12.5px; }
-.gp-top { display: flex; align-items: center; gap: 16px; padding: 9px 16px; background: #24292f;
-          color: #fff; flex: 0 0 auto; min-width: 0; }
-.gp-brand { font-weight: 700; font-size: 15px; letter-spacing: .2px; display: flex;
-            align-items: center; gap: 8px; white-space: nowrap; }
-.gp-logo { width: 16px; height: 16px; border-radius: 4px; display: inline-block;
-           background: linear-gradient(135deg, #4f7396 0 45%, #d62728 45% 55%, #e0b000 55%); }
-.gp-top-stats { flex: 1 1 auto; min-width: 0; white-space: nowrap; overflow: hidden;
-                text-overflow: ellipsis; color: #afb8c1; font-size: 13px; }
-.gp-chips { display: flex; gap: 6px; flex: 0 0 auto; }
-.gp-main { flex: 1 1 auto; display: flex; min-height: 0; }
-.gp-graph { position: relative; flex: 1 1 auto; min-width: 0; background: #fff;
-            border-right: 1px solid var(--line); }
-.gp-canvas { position: absolute; inset: 0; overflow: clip; cursor: grab; touch-action: none;
-             user-select: none; -webkit-user-select: none; }
-.gp-canvas.gp-dragging { cursor: grabbing; }
-.gp-canvas > svg { width: 100%; height: 100%; display: block; }
-.gp-toolbar { position: absolute; top: 12px; left: 12px; z-index: 2; display: flex; gap: 4px;
-              align-items: center; background: rgba(255,255,255,.94); border: 1px solid var(--line);
-              border-radius: 8px; padding: 4px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-.gp-toolbar button { font: 600 14px var(--sans); min-width: 32px; height: 28px; padding: 0 8px;
-                     border: 1px solid var(--line); border-radius: 6px; background: #fff;
-                     color: var(--ink); cursor: pointer; }
-.gp-toolbar button:hover { background: var(--bg); border-color: #afb8c1; }
-.gp-toolbar button:focus-visible { outline: 2px solid var(--info); outline-offset: 1px; }
-.gp-zoom-level { font: 12px var(--mono); color: var(--dim); min-width: 44px; text-align: right;
-                 padding-right: 4px; }
-.gp-hint { position: absolute; bottom: 10px; left: 12px; z-index: 2; font-size: 12px;
-           color: var(--dim); background: rgba(255,255,255,.85); padding: 2px 8px;
-           border-radius: 6px; pointer-events: none; }
-.gp-side { flex: 0 0 430px; max-width: 48vw; display: flex; flex-direction: column;
-           background: var(--panel); min-height: 0; }
-.gp-scroll { flex: 1 1 auto; overflow-y: auto; padding: 14px 16px 8px; min-height: 0; }
-.gp-verdict { border-radius: 8px; padding: 10px 12px; border: 1px solid; margin-bottom: 14px; }
-.gp-verdict-label { font-size: 11px; font-weight: 700; text-transform: uppercase;
-                    letter-spacing: .6px; opacity: .85; margin-bottom: 2px; }
-.gp-verdict-text { font-size: 14px; font-weight: 600; }
-.gp-verdict-error { background: var(--err-bg); border-color: #f5c2c0; color: #8e1c1c; }
-.gp-verdict-warning { background: var(--warn-bg); border-color: #f3d19e; color: #7a4600; }
-.gp-verdict-info { background: var(--info-bg); border-color: #bcd6f0; color: #1f4f7a; }
-.gp-verdict-ok { background: var(--ok-bg); border-color: #b7dfc2; color: #17602a; }
-.gp-h2 { font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .6px;
-         color: var(--dim); margin: 4px 0 8px; display: flex; align-items: center; gap: 6px; }
-.gp-count { background: var(--bg); border: 1px solid var(--line); border-radius: 10px;
-            padding: 0 7px; font-size: 11px; color: var(--ink); }
-.gp-findings { list-style: none; margin: 0 0 16px; padding: 0; display: flex;
-               flex-direction: column; gap: 8px; }
-.gp-finding { border: 1px solid var(--line); border-left: 4px solid var(--line); border-radius: 8px;
-              padding: 9px 11px; cursor: pointer; background: #fff;
-              transition: box-shadow .15s, border-color .15s, background .15s; }
-.gp-finding:hover { box-shadow: 0 1px 6px rgba(0,0,0,.10); }
-.gp-finding:focus-visible { outline: 2px solid var(--info); outline-offset: 1px; }
-.gp-finding[data-severity="error"] { border-left-color: var(--err); }
-.gp-finding[data-severity="warning"] { border-left-color: #e08a00; }
-.gp-finding[data-severity="info"] { border-left-color: var(--info); }
-.gp-finding.gp-active { background: #fffaf0; border-color: var(--accent);
-                        box-shadow: 0 0 0 2px rgba(255,149,0,.35); }
-.gp-finding.gp-muted { opacity: .62; }
-.gp-f-head { display: flex; align-items: center; gap: 7px; margin-bottom: 5px; flex-wrap: wrap; }
-.gp-f-title { font-weight: 600; }
-.gp-f-title code { font-size: 13px; }
-.gp-f-row { display: flex; gap: 8px; font-size: 13px; margin: 2px 0; }
-.gp-f-label { color: var(--dim); min-width: 68px; flex: 0 0 auto; }
-.gp-chain { background: #fbeaea; color: #9b1c1c; border-radius: 6px; padding: 4px 8px;
-            margin: 4px 0 6px; display: inline-block; }
-.gp-reason { margin: 6px 0 0; color: #3a4048; font-size: 13px; }
-.gp-fix { margin: 6px 0 0; font-size: 13px; background: var(--ok-bg); border-radius: 6px;
-          padding: 6px 8px; color: #17482a; }
-.gp-fix b { color: var(--ok); text-transform: uppercase; font-size: 11px; letter-spacing: .5px;
-            margin-right: 4px; }
-.gp-pre { white-space: pre-wrap; background: var(--bg); padding: 6px 8px; border-radius: 6px;
-          margin: 6px 0 0; max-height: 160px; overflow: auto; }
-.gp-badge { display: inline-block; font-size: 10.5px; font-weight: 700; text-transform: uppercase;
-            letter-spacing: .5px; padding: 1px 7px; border-radius: 10px; line-height: 17px;
-            white-space: nowrap; }
-.gp-sev-error { background: var(--err); color: #fff; }
-.gp-sev-warning { background: #f0a020; color: #3b2300; }
-.gp-sev-info { background: var(--info); color: #fff; }
-.gp-sev-ok { background: var(--ok); color: #fff; }
-.gp-tag { font-size: 10.5px; border: 1px solid var(--line); border-radius: 10px; padding: 0 6px;
-          color: var(--dim); }
-.gp-empty { color: var(--ok); padding: 8px 0; }
-.gp-dim { color: var(--dim); font-weight: 400; text-transform: none; letter-spacing: 0; }
-.gp-section { margin: 0 0 14px; }
-.gp-section > summary { cursor: pointer; font-size: 12px; font-weight: 700;
-                        text-transform: uppercase; letter-spacing: .6px; color: var(--dim);
-                        margin-bottom: 6px; }
-.gp-reaches { border-collapse: collapse; font-size: 12.5px; width: 100%; }
-.gp-reaches th { font-weight: 600; color: var(--dim); padding: 2px 6px; text-align: center;
-                 border-bottom: 1px solid var(--line); }
-.gp-reaches td { padding: 2px 6px; text-align: center; border-bottom: 1px solid #eef1f4; }
-.gp-reaches td.gp-pname { text-align: left; }
-.gp-reaches .gp-yes { color: var(--ok); font-weight: 700; }
-.gp-reaches .gp-no { color: #b8bfc6; }
-.gp-param-row { cursor: pointer; }
-.gp-param-row:hover { background: var(--bg); }
-.gp-notes { margin: 0; padding-left: 18px; font-size: 13px; color: var(--dim); }
-.gp-inspector { flex: 0 0 auto; max-height: 46%; overflow-y: auto; border-top: 1px solid var(--line);
-                background: #fbfcfd; padding: 10px 16px 14px; }
-.gp-details table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.gp-details th { text-align: left; color: var(--dim); font-weight: 500; padding: 2px 10px 2px 0;
-                 vertical-align: top; white-space: nowrap; width: 1%; }
-.gp-details td { padding: 2px 0; word-break: break-word; }
-.gp-details .gp-d-title { font-size: 15px; font-weight: 700; margin: 0 0 6px;
-                          display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
-.gp-kind { font-size: 10.5px; font-weight: 700; text-transform: uppercase; letter-spacing: .5px;
-           padding: 1px 7px; border-radius: 10px; background: #eaeef2; color: #424a53; }
-.gp-kind-param { background: #dbe8f5; color: #2c4a66; }
-.gp-kind-loss { background: #ffe9a8; color: #6b5000; }
-.gp-kind-reentry_leaf { background: #ffe9cc; color: #8a4a00; }
-.gp-kind-cut { background: #fbeaea; color: #9b1c1c; }
-.gp-d-findings { margin: 8px 0 0; padding: 0; list-style: none; font-size: 13px; }
-.gp-d-findings li { margin: 3px 0; display: flex; gap: 6px; align-items: baseline; }
-.gp-pill { display: inline-block; background: #eaeef2; border-radius: 10px; padding: 0 7px;
-           margin: 1px 2px 1px 0; font-size: 12px; }
-/* The graph: hover, selection, highlight. */
-#gp-svg g.node, #gp-svg g.edge { cursor: pointer; }
-#gp-svg g.node:hover path, #gp-svg g.node:hover polygon, #gp-svg g.node:hover ellipse {
-  stroke-width: 2px; }
-#gp-svg g.node.gp-selected path, #gp-svg g.node.gp-selected polygon,
-#gp-svg g.node.gp-selected ellipse { stroke: #0969da; stroke-width: 3px;
-  filter: drop-shadow(0 0 3px rgba(9,105,218,.55)); }
-#gp-svg g.gp-highlight path, #gp-svg g.gp-highlight polygon, #gp-svg g.gp-highlight ellipse {
-  filter: drop-shadow(0 0 2px #ffb000) drop-shadow(0 0 6px #ff9500);
-  animation: gp-pulse 1.1s ease-in-out 3; }
-#gp-svg g.edge.gp-highlight path { stroke-width: 5px; }
-#gp-svg g.edge.gp-highlight text { font-weight: 700; }
-#gp-svg g.node.gp-highlight path, #gp-svg g.node.gp-highlight polygon,
-#gp-svg g.node.gp-highlight ellipse { stroke: #ff8c00; stroke-width: 3.5px; }
-@keyframes gp-pulse { 50% { filter: drop-shadow(0 0 1px #ffb000) drop-shadow(0 0 12px #ff9500); } }
-@media (max-width: 900px) {
-  .gp-main { flex-direction: column; }
-  .gp-graph { flex: 1 1 60%; border-right: 0; border-bottom: 1px solid var(--line); }
-  .gp-side { flex: 1 1 40%; max-width: none; }
-}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("gp-data").textContent);
-  var canvas = document.getElementById("gp-canvas");
-  var svg = document.getElementById("gp-svg");
-  var details = document.getElementById("gp-details");
-  var zoomLabel = document.getElementById("gp-zoom-level");
-  var nodes = data.nodes || [], edges = data.edges || [];
-  var byId = {};
-  nodes.forEach(function (n) { byId[n.id] = n; });
-
-  // -- pan and zoom: the SVG's viewBox is the camera ----------------------------------------
-  var base = (svg.getAttribute("viewBox") || "0 0 100 100").split(/[\s,]+/).map(Number);
-  var pad = Math.max(base[2], base[3]) * 0.02;
-  var PT = 96 / 72;  // CSS pixels per SVG unit (Graphviz draws in points) at 100%
-  // The whole graph in view, but a small graph no larger than 125%: huge text helps nobody.
-  function homeView() {
-    var h = { x: base[0] - pad, y: base[1] - pad, w: base[2] + 2 * pad, h: base[3] + 2 * pad };
-    var r = canvas.getBoundingClientRect(), most = 1.25 * PT;
-    if (r.width && r.height && Math.min(r.width / h.w, r.height / h.h) > most) {
-      var w = r.width / most, hh = r.height / most;
-      h = { x: h.x + (h.w - w) / 2, y: h.y + (h.h - hh) / 2, w: w, h: hh };
-    }
-    return h;
-  }
-  var home = homeView();
-  var vb = { x: home.x, y: home.y, w: home.w, h: home.h };
-  var anim = null;
-
-  function apply() {
-    svg.setAttribute("viewBox", [vb.x, vb.y, vb.w, vb.h].join(" "));
-    zoomLabel.textContent = Math.round(100 / (unitsPerPixel() * PT)) + "%";
-  }
-  function unitsPerPixel() {
-    var r = canvas.getBoundingClientRect();
-    if (!r.width || !r.height) { return 1; }
-    return Math.max(vb.w / r.width, vb.h / r.height);  // "meet": the larger ratio wins
-  }
-  function toSvg(clientX, clientY) {
-    var r = canvas.getBoundingClientRect(), u = unitsPerPixel();
-    var cx = vb.x + vb.w / 2, cy = vb.y + vb.h / 2;
-    return { x: cx + (clientX - (r.left + r.width / 2)) * u,
-             y: cy + (clientY - (r.top + r.height / 2)) * u };
-  }
-  function stop() { if (anim) { cancelAnimationFrame(anim); anim = null; } }
-  function zoomAt(factor, clientX, clientY) {
-    stop();
-    var z = home.w / (vb.w / factor);
-    if (z < 0.05 || z > 40) { return; }
-    var p = toSvg(clientX, clientY);
-    vb = { x: p.x - (p.x - vb.x) / factor, y: p.y - (p.y - vb.y) / factor,
-           w: vb.w / factor, h: vb.h / factor };
-    apply();
-  }
-  function zoomCenter(factor) {
-    var r = canvas.getBoundingClientRect();
-    zoomAt(factor, r.left + r.width / 2, r.top + r.height / 2);
-  }
-  function animateTo(target) {
-    stop();
-    var from = { x: vb.x, y: vb.y, w: vb.w, h: vb.h }, t0 = null, dur = 260;
-    function step(t) {
-      if (t0 === null) { t0 = t; }
-      var k = Math.min(1, (t - t0) / dur), e = 1 - Math.pow(1 - k, 3);
-      vb = { x: from.x + (target.x - from.x) * e, y: from.y + (target.y - from.y) * e,
-             w: from.w + (target.w - from.w) * e, h: from.h + (target.h - from.h) * e };
-      apply();
-      anim = k < 1 ? requestAnimationFrame(step) : null;
-    }
-    anim = requestAnimationFrame(step);
-  }
-  function fit() { home = homeView(); animateTo({ x: home.x, y: home.y, w: home.w, h: home.h }); }
-
-  canvas.addEventListener("wheel", function (ev) {
-    ev.preventDefault();
-    var dy = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
-    zoomAt(Math.exp(-dy * 0.0015), ev.clientX, ev.clientY);
-  }, { passive: false });
-
-  var drag = null, suppressClick = false;
-  canvas.addEventListener("pointerdown", function (ev) {
-    if (ev.button !== 0) { return; }
-    stop();
-    drag = { x: ev.clientX, y: ev.clientY, vx: vb.x, vy: vb.y, u: unitsPerPixel(), moved: false,
-             id: ev.pointerId };
-  });
-  canvas.addEventListener("pointermove", function (ev) {
-    if (!drag) { return; }
-    var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
-    if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) { return; }
-    if (!drag.moved) {
-      drag.moved = true;
-      canvas.classList.add("gp-dragging");
-      try { canvas.setPointerCapture(drag.id); } catch (e) { /* not a real pointer */ }
-    }
-    vb.x = drag.vx - dx * drag.u;
-    vb.y = drag.vy - dy * drag.u;
-    apply();
-  });
-  function endDrag() {
-    if (drag && drag.moved) { suppressClick = true; setTimeout(function () { suppressClick = false; }, 0); }
-    drag = null;
-    canvas.classList.remove("gp-dragging");
-  }
-  canvas.addEventListener("pointerup", endDrag);
-  canvas.addEventListener("pointercancel", endDrag);
-
-  document.getElementById("gp-zoom-in").addEventListener("click", function () { zoomCenter(1.25); });
-  document.getElementById("gp-zoom-out").addEventListener("click", function () { zoomCenter(0.8); });
-  document.getElementById("gp-fit").addEventListener("click", fit);
-  document.addEventListener("keydown", function (ev) {
-    var t = ev.target;
-    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA")) { return; }
-    if (ev.key === "+" || ev.key === "=") { zoomCenter(1.25); }
-    else if (ev.key === "-" || ev.key === "_") { zoomCenter(0.8); }
-    else if (ev.key === "0") { fit(); }
-    else if (ev.key === "Escape") { clearMarks(); }
-  });
-  window.addEventListener("resize", apply);
-
-  // Bring elements into view: centre them, zoom out if they do not fit, zoom in if tiny.
-  function reveal(els) {
-    if (!els.length) { return; }
-    var r = canvas.getBoundingClientRect();
-    var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-    els.forEach(function (el) {
-      var b = el.getBoundingClientRect();
-      x0 = Math.min(x0, b.left); y0 = Math.min(y0, b.top);
-      x1 = Math.max(x1, b.right); y1 = Math.max(y1, b.bottom);
-    });
-    var m = 24;
-    if (x0 >= r.left + m && y0 >= r.top + m && x1 <= r.right - m && y1 <= r.bottom - m &&
-        (x1 - x0) * (y1 - y0) > 64) { return; }  // already in view, and big enough to see
-    var p0 = toSvg(x0, y0), p1 = toSvg(x1, y1);
-    var bw = p1.x - p0.x, bh = p1.y - p0.y;
-    var w = vb.w, h = vb.h;
-    var need = Math.max(bw / (vb.w * 0.8), bh / (vb.h * 0.8));
-    if (need > 1) { w *= need; h *= need; }
-    else if (home.w / vb.w < 1 && need < 0.3) { var k = Math.max(vb.w / home.w, need / 0.3); w /= k; h /= k; }
-    var cx = (p0.x + p1.x) / 2, cy = (p0.y + p1.y) / 2;
-    if (w > home.w * 20) { w = home.w * 20; h = home.h * 20; }
-    animateTo({ x: cx - w / 2, y: cy - h / 2, w: w, h: h });
-  }
-
-  // -- marks -----------------------------------------------------------------------------------
-  function clearMarks() {
-    Array.prototype.forEach.call(svg.querySelectorAll(".gp-highlight, .gp-selected"), function (el) {
-      el.classList.remove("gp-highlight"); el.classList.remove("gp-selected");
-    });
-    Array.prototype.forEach.call(document.querySelectorAll(".gp-finding.gp-active"), function (el) {
-      el.classList.remove("gp-active");
-    });
-  }
-  function clearSelection() {
-    Array.prototype.forEach.call(svg.querySelectorAll(".gp-selected"), function (el) {
-      el.classList.remove("gp-selected");
-    });
-  }
-  function firstText(g) {
-    var t = g.querySelector("text");
-    return t ? t.textContent : "";
-  }
-  // The SVG node for JSON node id (or for a name), checked against its drawn label: in a
-  // collapsed picture the drawn ids need not be the report's.
-  function nodeEl(id, name) {
-    var el = document.getElementById("n" + id), n = byId[id];
-    if (el && el.classList.contains("node")) {
-      var t = firstText(el);
-      if (!n || t === n.label || t === n.name || (name && t === name)) { return el; }
-    }
-    var want = name || (n && (n.name || n.label));
-    if (!want) { return null; }
-    var all = svg.querySelectorAll("g.node"), i;
-    for (i = 0; i < all.length; i++) { if (firstText(all[i]) === want) { return all[i]; } }
-    return null;
-  }
-  function cutEls(c) {
-    return Array.prototype.slice.call(svg.querySelectorAll("g.edge.cut" + c));
-  }
-
-  // -- details ---------------------------------------------------------------------------------
-  function esc(s) {
-    return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (ch) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch];
-    });
-  }
-  var consumers = {};
-  edges.forEach(function (e) {
-    if (e.kind === "cut") { return; }
-    (consumers[e.source] = consumers[e.source] || []).push(e.target);
-  });
-  var lossName = {};
-  (data.losses || []).forEach(function (l) { lossName[l.node] = l.name; });
-  function reachedBy(id) {
-    var p = (data.params || []).filter(function (q) { return q.node === id; })[0];
-    if (p) { return p.reached_by || []; }
-    var seen = {}, stack = [id], out = [];
-    seen[id] = true;
-    while (stack.length) {
-      var v = stack.pop();
-      if (lossName[v] !== undefined) { out.push(lossName[v]); }
-      (consumers[v] || []).forEach(function (w) { if (!seen[w]) { seen[w] = true; stack.push(w); } });
-    }
-    return out;
-  }
-  function findingsAbout(id) {
-    var out = [];
-    (data.cuts || []).forEach(function (c, i) {
-      var f = c.from || {}, t = c.to || {};
-      if (f.node === id || t.node === id) {
-        out.push({ sev: c.severity, text: (c.kind || "data") + " cut " + (f.node === id ? "leaves" : "enters") + " here", cut: i });
-      }
-    });
-    (data.detached || []).forEach(function (d) {
-      if (d.node === id) { out.push({ sev: d.severity, text: d.kind === "reentry_leaf" ? "leaf rebuilt outside autograd" : "no gradient reaches it" }); }
-    });
-    (data.freed || []).forEach(function (f) {
-      if (f.node === id) { out.push({ sev: f.severity, text: "freed by an earlier backward" }); }
-    });
-    return out;
-  }
-  function row(k, v) { return v === "" || v === null || v === undefined ? "" : "<tr><th>" + esc(k) + "</th><td>" + v + "</td></tr>"; }
-  function code(v) { return v === null || v === undefined || v === "" ? "" : "<code>" + esc(v) + "</code>"; }
-  function pills(list) { return list.length ? list.map(function (x) { return '<span class="gp-pill">' + esc(x) + "</span>"; }).join("") : ""; }
-  function showNode(id, el) {
-    var n = byId[id];
-    var drawnOk = el && n && (firstText(el) === n.label || firstText(el) === n.name);
-    if (!drawnOk) {
-      var a = el && el.querySelector("a");
-      var tip = a ? (a.getAttribute("xlink:title") || a.getAttribute("title") || "") : "";
-      var lines = el ? Array.prototype.map.call(el.querySelectorAll("text"), function (t) { return t.textContent; }) : [];
-      details.innerHTML = '<div class="gp-d-title">' + esc(lines[0] || "node") + "</div>" +
-        (tip ? '<p class="gp-reason">' + esc(tip).replace(/\n/g, "<br>") + "</p>" : "") +
-        (lines.length > 1 ? '<p class="gp-dim">' + esc(lines.slice(1).join(" · ")) + "</p>" : "");
-      return;
-    }
-    var shape = n.shape === null || n.shape === undefined ? "" : (n.shape.length ? n.shape.join(" × ") : "scalar");
-    var p = (data.params || []).filter(function (q) { return q.node === id; })[0];
-    var reach = reachedBy(id);
-    var fs = findingsAbout(id);
-    var html = '<div class="gp-d-title"><span>' + esc(n.name && n.kind !== "op" ? n.name : n.label) + "</span>" +
-      '<span class="gp-kind gp-kind-' + esc(n.kind) + '">' + esc(n.kind === "reentry_leaf" ? "re-entry leaf" : n.kind) + "</span></div>" +
-      "<table>" +
-      row("op", code(n.op)) +
-      row("module", n.module ? code(n.module) : '<span class="gp-dim">none</span>') +
-      row("name", n.name && n.name !== n.label ? code(n.name) : "") +
-      row("shape", shape ? code(shape) : "") +
-      row("dtype", code(n.dtype)) +
-      row("device", code(n.device)) +
-      row("source", code(n.location)) +
-      row("optimizers", p && p.optimizers && p.optimizers.length ? pills(p.optimizers) : "") +
-      row("frozen", p && p.frozen ? "yes (requires_grad=False)" : "") +
-      row("freed", n.freed ? "yes: an earlier backward freed its saved tensors" : "") +
-      row("reached by", reach.length ? pills(reach) : '<span class="gp-dim">no loss</span>') +
-      row("node", code("n" + n.id)) +
-      "</table>";
-    if (fs.length) {
-      html += '<ul class="gp-d-findings">' + fs.map(function (f) {
-        return '<li><span class="gp-badge gp-sev-' + esc(f.sev) + '">' + esc(f.sev) + "</span>" + esc(f.text) + "</li>";
-      }).join("") + "</ul>";
-    }
-    details.innerHTML = html;
-  }
-  function showCut(i) {
-    var c = (data.cuts || [])[i];
-    if (!c) { return; }
-    var chain = (c.chain || []).map(function (x) { return x.op; }).filter(Boolean).join(" → ");
-    var f = c.from || {}, t = c.to || {};
-    details.innerHTML = '<div class="gp-d-title"><span>' + esc((c.kind || "data") + " cut") + "</span>" +
-      '<span class="gp-badge gp-sev-' + esc(c.severity) + '">' + esc(c.severity) + "</span></div><table>" +
-      row("chain", code(chain)) +
-      row("at", code(c.location)) +
-      row("re-enters", c.reentry_location && c.reentry_location !== c.location ? code(c.reentry_location) : "") +
-      row("from", code([f.op, f.module && "(" + f.module + ")"].filter(Boolean).join(" "))) +
-      row("to", code([t.op, t.module && "(" + t.module + ")"].filter(Boolean).join(" "))) +
-      row("blocks", (c.blocked || []).map(function (b) { return "<b>" + esc(b.loss) + "</b> ↛ " + esc((b.params || []).join(", ")); }).join("<br>")) +
-      "</table>";
-  }
-
-  // -- clicks ----------------------------------------------------------------------------------
-  function selectFinding(li) {
-    clearMarks();
-    li.classList.add("gp-active");
-    var els = [];
-    var ids = (li.dataset.nodes || "").split(" ").filter(Boolean).map(Number);
-    if (li.dataset.kind === "cut") {
-      var c = Number(li.dataset.cut);
-      els = cutEls(c);
-      showCut(c);
-    }
-    if (!els.length) {  // not a cut, or its edge is not drawn: mark its nodes
-      ids.forEach(function (id) {
-        var el = nodeEl(id, li.dataset.name);
-        if (el) { els.push(el); }
-      });
-      if (ids.length && li.dataset.kind !== "cut") { var el0 = nodeEl(ids[0], li.dataset.name); if (el0) { showNode(ids[0], el0); } }
-    }
-    els.forEach(function (el) { el.classList.add("gp-highlight"); });
-    reveal(els);
-  }
-  Array.prototype.forEach.call(document.querySelectorAll(".gp-finding"), function (li) {
-    li.addEventListener("click", function () { selectFinding(li); });
-    li.addEventListener("keydown", function (ev) {
-      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); selectFinding(li); }
-    });
-  });
-  Array.prototype.forEach.call(document.querySelectorAll(".gp-param-row"), function (tr) {
-    tr.addEventListener("click", function () {
-      var id = Number(tr.dataset.node), el = nodeEl(id);
-      clearSelection();
-      if (el) { el.classList.add("gp-selected"); reveal([el]); }
-      showNode(id, el);
-    });
-  });
-  svg.addEventListener("click", function (ev) {
-    if (suppressClick) { return; }
-    var g = ev.target.closest ? ev.target.closest("g.node, g.edge") : null;
-    if (!g) { return; }
-    if (g.classList.contains("edge")) {
-      var m = /(^|\s)cut(\d+)(\s|$)/.exec(g.getAttribute("class") || "");
-      if (!m) { return; }
-      var li = document.querySelector('.gp-finding[data-kind="cut"][data-cut="' + m[2] + '"]');
-      if (li) { selectFinding(li); li.scrollIntoView({ block: "nearest", behavior: "smooth" }); }
-      return;
-    }
-    var idm = /^n(\d+)$/.exec(g.id || "");
-    if (!idm) { return; }
-    clearSelection();
-    g.classList.add("gp-selected");
-    showNode(Number(idm[1]), g);
-  });
-
-  apply();
-  window.graphprobe = { data: data, fit: fit, zoom: zoomCenter, select: selectFinding,
-                        reveal: reveal, animating: function () { return anim !== null; },
-                        viewBox: function () { return [vb.x, vb.y, vb.w, vb.h]; } };
-})();
-"""
