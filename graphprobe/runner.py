@@ -780,9 +780,7 @@ class _Capture:
         stepped_ids = {id(p) for o in live if id(o) in self.ever_stepped for g in o.param_groups for p in g["params"]}
         ids = {id(p) for o in unstepped for g in o.param_groups for p in g["params"]} - stepped_ids
         if ids:
-            from .names import collect_known
-
-            known = collect_known(self.frame)
+            known = self.known if self.known is not None else collect_known(self.frame, registry=self.tr)
             names = sorted(known.params[i].name for i in ids if i in known.params)
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
             self.notes.append(f"{', '.join(self.opt_name(o) for o in unstepped)} did not step in the captured "
