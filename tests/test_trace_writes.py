@@ -623,8 +623,14 @@ def test_torch_compile_under_trace_leaves_no_mode(nets, tmp_path):
     )
     import torch.nn.modules.module as mm
 
+    import torch._dynamo
+
     hooks = (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks))
-    code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
+    torch._dynamo.reset()
+    try:
+        code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
+    finally:
+        torch._dynamo.reset()  # compiled code of nn.Sequential.forward must not reach other tests
     assert code in (0, 1), code
     assert (tmp_path / "compiled.py.done").exists()  # the script ran to its end
     assert _mode_stack() == []
