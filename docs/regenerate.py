@@ -33,6 +33,7 @@ OUT = "docs/samples"
 #: Samples not rendered, and why.
 SKIP = {
     "ddp_script.py": "needs torchrun (several processes); render it by hand",
+    "fsdp_script.py": "needs torchrun (several processes); render it by hand",
     # Its bytes follow the installed transformers (an optional test extra), not our code.
     "gpt2_tiny.py": "needs transformers (the gpt2 extra); render it by hand",
 }

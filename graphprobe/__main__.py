@@ -1,4 +1,4 @@
 """``python -m graphprobe``: the same as the ``graphprobe`` command."""
-from .cli import main_entry
+from ._entry import main_entry
 
 main_entry()

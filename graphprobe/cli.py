@@ -26,11 +26,12 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import traceback
 from typing import Iterator, Sequence, TextIO
 
 # Nothing here imports torch at module level: the console entry point catches a Ctrl-C that
-# lands while torch is importing (see main_entry).
+# lands while torch is importing (see graphprobe._entry).
 from . import __version__
 from .errors import (
     BUG_REPORT,
@@ -43,6 +44,9 @@ from .errors import (
     OutputError,
     UsageError,
 )
+from ._entry import imports_done as _imports_done
+from ._entry import main_entry
+from ._entry import startup as _startup
 
 __all__ = ["main", "main_entry", "FORMATS", "write_report"]
 
@@ -299,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{tag} interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug of ours: never 1, which means "findings"
+        if _startup.interrupted:  # a half-done import after a Ctrl-C (numpy "loaded twice") is no bug
+            print(f"{tag} interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return _internal_error(e, tag)
 
 
@@ -347,6 +354,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
 
+    _imports_done()  # a Ctrl-C that torch's start-up swallowed ends the run here, before the script
     progress_mod.set_enabled(not args.quiet and lead)
 
     def progress(msg: str) -> None:
@@ -356,6 +364,7 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         with _stdout_to_stderr(report_on_stdout):
             res = run_script(RunOptions(args.script, script_args, steps=args.steps,
                                         keep_running=args.keep_running, progress=progress))
+        _LEFT_THREADS[:] = res.left_threads
         report = res.report
         color = _use_color(args)
         if args.command == "check":
@@ -369,6 +378,10 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
             else:
                 write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
                              budget=args.budget)
+                for label, child in res.children:  # one report per child process that trained
+                    root, ext = os.path.splitext(dest)
+                    write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
+                                 expand=tuple(args.expand), budget=args.budget)
                 if not output and lead:
                     sys.stdout.write(report.to_text(color=color))
                 each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
@@ -384,12 +397,6 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         progress_mod.set_enabled(False)
 
 
-def main_entry() -> None:
-    """Console-script entry point: ``sys.exit(main())``, Ctrl-C included, imports and all."""
-    try:
-        code = main()
-    except KeyboardInterrupt:  # between main's own handlers (a second Ctrl-C while printing)
-        with contextlib.suppress(Exception):
-            print("graphprobe: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    sys.exit(code)
+# Non-daemon threads of the script still alive when the capture stopped it (the loop that would
+# have stopped them never ran): the process must not wait for them once the report is written.
+_LEFT_THREADS: list[str] = []

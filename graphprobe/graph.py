@@ -81,6 +81,8 @@ class ProbeGraph:
     opaque: dict[int, str] = field(default_factory=dict)
     #: param node ids with requires_grad=False (known, never walked)
     frozen: set[int] = field(default_factory=set)
+    #: parameters not judged: their optimizer never stepped in the captured step (never unreached)
+    unjudged: set[int] = field(default_factory=set)
     _producers: list[list[int]] | None = field(default=None, repr=False)
     _kind_index: tuple[int, dict[str, list[int]]] | None = field(default=None, repr=False)
 

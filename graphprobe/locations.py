@@ -1,4 +1,4 @@
-"""``file:line`` locations: split them, and shorten them for people (a notebook cell by its number).
+"""``file:line`` locations: split them, shorten them for people (a notebook cell by its number), tell user code from libraries'.
 
 A location is recorded as ``path:line`` with the path the interpreter gave the code (JSON keeps
 it: ``linecache`` and ``# graphprobe: ignore`` need it). For people it is shortened to the file's
@@ -9,11 +9,12 @@ file name of its own (``/tmp/ipykernel_812/1177934417.py`` under Jupyter,
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Any
 
-__all__ = ["split_location", "short_location", "cell_number", "register_cell"]
+__all__ = ["split_location", "short_location", "cell_number", "register_cell", "is_user_file"]
 
 # Cells registered by hand (register_cell): compiled file name -> execution count.
 _CELLS: dict[str, int] = {}
@@ -54,6 +55,34 @@ def cell_number(path: str) -> int | None:
             return number
     m = _OLD_IPYTHON.match(path)
     return int(m.group(1)) if m else None
+
+
+_IS_USER: dict[str, bool] = {}
+_PKG_DIRS: tuple[str, ...] | None = None
+
+
+def _pkg_dirs() -> tuple[str, ...]:
+    # torch's, numpy's and graphprobe's own folders; read from sys.modules, so nothing is imported.
+    global _PKG_DIRS
+    if _PKG_DIRS is None:
+        dirs = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+        for name in ("torch", "numpy"):
+            f = getattr(sys.modules.get(name), "__file__", None)
+            if f:
+                dirs.append(os.path.dirname(os.path.abspath(f)) + os.sep)
+        _PKG_DIRS = tuple(dirs)
+    return _PKG_DIRS
+
+
+def is_user_file(fname: str) -> bool:
+    """Whether code in ``fname`` is the user's: not torch's, numpy's, graphprobe's or the import machinery's."""
+    r = _IS_USER.get(fname)
+    if r is None:
+        a = os.path.abspath(fname) if not fname.startswith("<") else fname
+        r = not (a.startswith(_pkg_dirs()) or fname.startswith("<frozen") or "/contextlib.py" in a
+                 or "/runpy.py" in a or "/functools.py" in a)
+        _IS_USER[fname] = r
+    return r
 
 
 def split_location(loc: str | None) -> tuple[str, int | None]:

@@ -8,14 +8,15 @@ they live in a second view, :attr:`graphprobe.Report.graph_with_cuts`, as edges 
 ``kind="cut"``; :func:`data_edges` gives the autograd part of such a view back.
 
 Every attribute is GraphML-safe, so ``nx.write_graphml(G, path)`` works: an attribute with no
-value (a node without a module) is left out rather than set to None, and a list (a shape, the
-losses) is stored as JSON text (``"[2, 3]"``); ``json.loads`` gives it back.
+value (an op node's shape, a node without a module) is the empty string rather than None, so
+every node has every key (``G.nodes[n]["op"]`` never raises), and a list (a shape, the losses) is
+stored as JSON text (``"[2, 3]"``); ``json.loads`` gives it back.
 
 Node attributes: ``kind``, ``label``, ``op``, ``module``, ``name``, ``shape``, ``dtype``,
 ``device``, ``freed``, ``location``, as in :mod:`graphprobe.graph`. Edges run in data-flow
 direction (parameter -> op -> loss) with ``kind="data"``; in the view with cuts, a cut edge has
 ``kind="cut"``, ``cut`` (its index in the report's ``cuts``), ``cut_kind`` (``numpy``, ``item``
-...), ``severity`` and, where known, ``location``.
+...), ``severity`` and ``location`` (empty where unknown).
 
 Graph attributes (``G.graph``): ``schema`` (the JSON schema version), ``verdict``, ``ok`` (no
 error-severity finding), ``losses`` and ``loss_nodes`` (JSON lists: the loss names and their
@@ -45,12 +46,12 @@ __all__ = ["to_networkx", "data_edges"]
 
 
 def _safe(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Drop None values and store lists (and dicts) as JSON text: GraphML takes scalars only."""
+    """None as "" and lists (and dicts) as JSON text: GraphML takes scalars only."""
     out: dict[str, Any] = {}
     for k, v in attrs.items():
         if v is None:
-            continue
-        if isinstance(v, (list, tuple, dict)):
+            v = ""
+        elif isinstance(v, (list, tuple, dict)):
             v = json.dumps(v)
         out[k] = v
     return out

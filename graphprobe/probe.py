@@ -17,7 +17,7 @@ import torch
 from . import analysis as A
 from .errors import ProbeInputError
 from .graph import ProbeGraph, TensorMeta
-from .names import Known, collect_known, frame_namespaces, name_of
+from .names import Known, collect_known, frame_namespaces, name_hidden, name_of
 from .analysis import findings as F
 from .analysis.findings import CutInput
 from .analysis.messages import FIX_FREED
@@ -134,8 +134,12 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
                  freed_fns: Sequence[Any] = (), var_names: tuple[dict, dict] | None = None,
                  confirm: bool | None = None,
                  confirmed: Sequence[set[int] | None] | None = None,
-                 errors: Sequence[ScriptError] = ()) -> Report:
+                 errors: Sequence[ScriptError] = (), unjudged: set[int] = frozenset(),  # type: ignore[assignment]
+                 known: Known | None = None) -> Report:
     """Build the report for ``losses`` named from ``frame`` (the runner's entry; see :func:`probe`).
+
+    ``known`` holds names found earlier (the runner's, at each backward of the step); given,
+    ``frame`` is not searched again.
 
     ``terms`` are named parts of a summed loss, ``freed_fns`` autograd nodes known to be freed
     (the runner finds them when a backward fails), ``locations`` where each loss's backward ran.
@@ -143,6 +147,8 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gradient to (the runner's parameter hooks); else, when the graph holds regions graphprobe
     can't see inside and ``confirm`` is not False, a ``torch.autograd.grad`` pass finds them.
     ``errors`` are the runner's diagnoses (typed findings), completed from the graph here.
+    ``unjudged`` holds the ``id()`` of parameters never to call unreached (their optimizer never
+    stepped in the runner's captured step).
     """
     # The walk allocates a few objects per node; the cyclic collector would scan the user's
     # whole heap several times over a 500k-node walk for nothing. Restored on every exit path.
@@ -150,7 +156,7 @@ def build_report(losses: Sequence[torch.Tensor], frame: types.FrameType | None, 
     gc.disable()
     try:
         return _build(losses, frame, params, names, trace, check_freed, terms, locations, freed_fns,
-                      var_names, confirm, confirmed, errors)
+                      var_names, confirm, confirmed, errors, unjudged, known)
     finally:
         if gc_was_on:
             gc.enable()
@@ -160,8 +166,17 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            names: Sequence[str] | Mapping[int, str] | None, trace: Any, check_freed: bool,
            terms: Sequence[Root], locations: Sequence[str | None] | None, freed_fns: Sequence[Any],
            var_names: tuple[dict, dict] | None, confirm: bool | None,
-           confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = ()) -> Report:
-    known = collect_known(frame, params)
+           confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = (),
+           unjudged: set[int] = frozenset(),  # type: ignore[assignment]
+           earlier: Known | None = None) -> Report:
+    from .trace import active_trace
+
+    tr = trace if trace is not None else active_trace()
+    # The live recorder knows every module that ran and optimizer built (a snapshot does not).
+    registry = tr if hasattr(tr, "modules_seen") else active_trace()
+    # The runner names what each backward saw; by now the script may have rebound its names
+    # (word_language_model reloads `model` before the step ends) or left the method.
+    known = earlier if earlier is not None else collect_known(frame, params, registry=registry)
     namespaces = frame_namespaces(frame)
     roots: list[Root] = []
     terms = [r for r in terms if all(r.tensor is not t for t in losses)]
@@ -184,10 +199,6 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
             r.name = f"{base}#{k}"
         taken.add(r.name)
     fn_names, leaf_names = var_names if var_names is not None else frame_tensors(frame)
-
-    from .trace import active_trace
-
-    tr = trace if trace is not None else active_trace()
     cut_records = tr.cut_records() if tr is not None else []
     sides = []
     for rec in cut_records:
@@ -210,7 +221,9 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         if g.kind[nid] in ("reentry_leaf", "leaf") and tid in leaf_names:
             g.name[nid] = leaf_names[tid]
             g.label[nid] = leaf_names[tid]
+    _name_hidden_params(g, res, known)
     _add_unwalked_params(g, known, res.leaf_node)
+    g.unjudged = {res.leaf_node[i] for i in unjudged if i in res.leaf_node}
     cut_pairs = _map_cuts(g, cut_records, res, known)
     truth: dict[int, set[int]] | None = None
     why_not = ""
@@ -221,7 +234,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     consumed = {res.leaf_node[i] for i in (tr.consumed_leaf_ids() if tr is not None and
                                            hasattr(tr, "consumed_leaf_ids") else ()) if i in res.leaf_node}
     leaf_tensors = {nid: fn.variable for fn, nid in res.fn_node.items() if g.kind[nid] == "reentry_leaf"}
-    loss_steps = _loss_steps(roots, tr, namespaces)
+    loss_steps = _loss_steps(roots, tr, namespaces, known.optimizer_ids)
     guesses: list[CutInput] = []
     if not cut_pairs:
         # No recording: link each rebuilt leaf to a saved tensor it equals up to a·x+b.
@@ -229,11 +242,16 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
                      truth=truth, unconfirmed_why=why_not, masks=res.masks, loss_steps=loss_steps,
                      consumed=consumed, errors=errors, guesses=guesses, leaf_node=res.leaf_node)
+    if known.uninitialized:
+        n = len(known.uninitialized)
+        report.notes.append(f"{n} lazy parameter{'s' if n != 1 else ''} not initialised yet, so in no graph "
+                            f"and left out: {', '.join(known.uninitialized[:6])}{' …' if n > 6 else ''}")
     del res, known, cut_records, sides, fn_names, leaf_tensors
     return report
 
 
-def _loss_steps(roots: Sequence[Root], tr: Any, namespaces: Sequence[Mapping[str, Any]]) -> list[set[str] | None]:
+def _loss_steps(roots: Sequence[Root], tr: Any, namespaces: Sequence[Mapping[str, Any]],
+                optimizer_names: Mapping[int, str] | None = None) -> list[set[str] | None]:
     """Per loss, the optimizers whose step first followed its forward (one block of steps).
 
     Optimizer steps stepped one after another with no autograd op between them (``opt1.step();
@@ -243,8 +261,10 @@ def _loss_steps(roots: Sequence[Root], tr: Any, namespaces: Sequence[Mapping[str
     steps = tr.optimizer_steps() if tr is not None and hasattr(tr, "optimizer_steps") else []
     if not steps:
         return []
-    names = {id(v): k for ns in namespaces for k, v in list(ns.items())
-             if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
+    # The optimizers' names as collect_known gave them (self.opt, opts["g"]), else the frame's.
+    names = dict(optimizer_names) if optimizer_names else {
+        id(v): k for ns in namespaces for k, v in list(ns.items())
+        if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")}
     out: list[set[str] | None] = []
     for r in roots:
         fn = r.tensor.grad_fn
@@ -391,6 +411,21 @@ def _confirm(roots: Sequence[Root], known: Known, leaf_node: dict[int, int],
                 return None, f"a real backward failed ({str(e).splitlines()[0]})"
             truth[i] = {leaf_node[pid] for (pid, _), gr in zip(params, grads) if gr is not None}
     return truth, ""
+
+
+def _name_hidden_params(g: ProbeGraph, res: Any, known: Known) -> None:
+    """Parameters the walk met that no name reached: named through the live modules that hold them."""
+    hidden = {v for v in g.nodes_of_kind("param") if g.label[v] == "Parameter"}
+    if not hidden:
+        return
+    tensors = {nid: fn.variable for fn, nid in res.fn_node.items()
+               if nid in hidden and hasattr(fn, "variable")}
+    extra = name_hidden(list(tensors.values()), taken=[i.name.split(".")[0] for i in known.params.values()])
+    for nid, t in tensors.items():
+        info = extra.params.get(id(t))
+        if info is not None:
+            g.label[nid] = g.name[nid] = info.name
+            g.module[nid] = info.module
 
 
 def _add_unwalked_params(g: ProbeGraph, known: Known, leaf_node: dict[int, int]) -> None:

@@ -47,7 +47,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import walk as _walk
 from .errors import GraphprobeError
-from .locations import split_location
+from .locations import is_user_file as _is_user_file, split_location
 
 __all__ = [
     "trace",
@@ -68,23 +68,6 @@ _ACTIVE: "Trace | None" = None
 _PER_SITE = 16  # cut instances kept per (exit, re-entry) site pair: bounds a long trace
 _ACC_SEQ = 2 ** 63  # AccumulateGrad nodes carry UINT64_MAX as their sequence number
 _KIND_RANK = {"detach": 0, "no_grad": 1, "data": 2, "tolist": 3, "item": 3, "numpy": 4}
-
-_PKG_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (torch, np) if getattr(m, "__file__", None)
-) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
-_IS_USER: dict[str, bool] = {}
-
-
-def _is_user_file(fname: str) -> bool:
-    r = _IS_USER.get(fname)
-    if r is None:
-        a = os.path.abspath(fname) if not fname.startswith("<") else fname
-        r = not (a.startswith(_PKG_DIRS) or fname.startswith("<frozen") or "/contextlib.py" in a
-                 or "/runpy.py" in a or "/functools.py" in a)
-        _IS_USER[fname] = r
-    return r
-
 
 def user_frame(depth: int = 1) -> Any:
     """The nearest frame outside torch, numpy and graphprobe (None if there is none)."""
@@ -110,6 +93,7 @@ def _ignored(loc: str | None) -> bool:
     return line is not None and "graphprobe: ignore" in linecache.getline(path, line)
 
 
+_MAX_SEEN = 100_000  # modules / optimizers the registries hold (a model rebuilt every step is bounded)
 _MAX_SOURCES = 16  # autograd nodes / exits one provenance remembers
 _MAX_CHAIN = 12  # operations one chain keeps: the first 8, "…", the last 3
 
@@ -527,6 +511,10 @@ def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
                 stack.append(lst[i])
             else:
                 lst[i] = _track_scalar(x, prov, key)
+    tr = _ACTIVE
+    e = tr._tagged.get(key) if tr is not None else None
+    if e is not None and e[1] <= 0:  # no leaf took it (an empty list, or bools only)
+        del tr._tagged[key]
     return root
 
 
@@ -590,6 +578,21 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         else:
             params.append(weakref.ref(t))
     return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
+
+
+def _no_grad_prov(provs: list[Provenance], req: list[torch.Tensor], exit_op: str, op: str,
+                  loc: str | None) -> Provenance:
+    """What an op (or a write) under ``no_grad`` hands on: the tags it read, each its own part
+    at its own kind and line, and, where it read tensors that require grad, a ``no_grad`` exit
+    here (``buf.copy_(d)`` under ``no_grad``). A tagged buffer scaled in place under no_grad
+    (``grid.div_(count)``) keeps its exit's kind."""
+    allp = list(provs)
+    if req:
+        fns, params = _sources(req)
+        allp.append(Provenance("no_grad", loc, fns, params, ((exit_op, loc),)))
+    if len(allp) == 1:
+        return allp[0] if req else allp[0].then(op, loc)
+    return Provenance.merge(allp, op, loc)
 
 
 def _first_grad_fn(out: Any) -> Any:
@@ -669,15 +672,13 @@ class _Mode(TorchFunctionMode):
     # exits
     def _detach(self, func: Any, args: Any, kwargs: Any, kind: str = "detach") -> Any:
         t = args[0]
-        fn = _gfn(t)
         was = t.requires_grad
+        src, params = _sources([t]) if was else ((), ())  # before: detach_() changes t
         prior = self.tr._tensor_prov(t)
         out = func(*args, **kwargs)
         if not isinstance(out, torch.Tensor):
             return out
         if was:
-            src = (fn,) if fn is not None else ()
-            params = (weakref.ref(t),) if fn is None else ()
             loc = user_location()
             self.tr._set_prov(out, Provenance(kind, loc, src, params, ((kind, loc),)))
         elif prior is not None:
@@ -689,10 +690,9 @@ class _Mode(TorchFunctionMode):
         if prior is not None:
             return prior.then(kind, user_location(), kind)
         if t.requires_grad:
-            fn = _gfn(t)
             loc = user_location()
-            return Provenance(kind, loc, (fn,) if fn is not None else (),
-                              (weakref.ref(t),) if fn is None else (), ((kind, loc),))
+            src, params = _sources([t])
+            return Provenance(kind, loc, src, params, ((kind, loc),))
         return None
 
     def _numpy(self, func: Any, args: Any, kwargs: Any) -> Any:
@@ -831,15 +831,23 @@ class Trace(contextlib.ContextDecorator):
         self._steps: list[tuple[int, Any]] = []
         # running modules, with the sequence nr at entry and the (file, line) that called them
         self._modules: list[tuple[Any, int, Any]] = []
+        # Every module that ran and every optimizer built or stepped while recording, by weak
+        # reference: names.py names what no variable reaches (a model held by a registry).
+        self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
+        self._seen_optimizers: dict[int, Any] = {}  # id -> ref
+        self.from_start = False  # set by the runner: recording began before the script's first line
         self._seq_hi = -1  # highest autograd sequence nr seen so far on the recording thread
         self._seen = 0  # ops whose output node Python has touched (see walk.ensure_stack_for_free)
         self._stack_checked = 5_000
         self._mode: _Mode | None = None
         self._handles: list[Any] = []
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches: list[tuple[Any, str, Any, Any, bool]] = []  # owner, name, old, new, own
         self._thread = 0
         self._paused = 0
         self._new_done = False
+        # `with torch.no_grad():` blocks entered while recording: (the user frame that entered
+        # it, or None when torch's own code did (a decorator), its file:line)
+        self._grad_off: list[tuple[Any, str | None]] = []
         self.active = False
 
     # -- public ---------------------------------------------------------------------------
@@ -854,6 +862,19 @@ class Trace(contextlib.ContextDecorator):
     def plain_leaf_ids(self) -> set[int]:
         """``id()`` of live leaf tensors made to require grad from fresh data (inputs, not cuts)."""
         return {i for i, r in self._plain_leaves.items() if r() is not None}
+
+    def modules_seen(self) -> list[tuple[Any, Any]]:
+        """``(module, the module running when it was called, or None)`` for every live module that ran."""
+        out = []
+        for ref, parent_ref in list(self._seen_modules.values()):
+            m = ref()
+            if m is not None:
+                out.append((m, parent_ref() if parent_ref is not None else None))
+        return out
+
+    def optimizers_seen(self) -> list[Any]:
+        """Every live optimizer built or stepped while recording, in the order first seen."""
+        return [o for o in (r() for r in list(self._seen_optimizers.values())) if o is not None]
 
     def consumed_leaf_ids(self) -> set[int]:
         """``id()`` of live leaves whose gradient the script used (``inputs=``, a ``.grad`` read)."""
@@ -949,8 +970,11 @@ class Trace(contextlib.ContextDecorator):
         e = d.get(key)
         mine = [e[1]] if e is not None and e[0]() is a else []
         prov = Provenance.merge(mine + provs, op, loc)
+        def gone(_: Any, key: int = key, d: dict = d) -> None:
+            d.pop(key, None)
+
         try:
-            ref = weakref.ref(a, lambda _, key=key, d=d: d.pop(key, None))
+            ref = weakref.ref(a, gone)
         except TypeError:
             return
         d[key] = (ref, prov)
@@ -1079,16 +1103,13 @@ class Trace(contextlib.ContextDecorator):
             new_outs = [o for o in outs if not o.requires_grad]
             if not new_outs:
                 return
-            loc = user_location()
+            loc = self._no_grad_site() if req else user_location()
             for o in new_outs:
                 src = [t for t in req if t is not o]
                 written = any(o is i for i in ins)
                 if written and not src and not provs:
                     continue
-                src_fns, params = _sources(src)
-                op = name if written else "no_grad: " + name
-                prov = Provenance.merge(provs, name, loc, src_fns, params, kind="no_grad") if provs else \
-                    Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+                prov = _no_grad_prov(provs, src, name if written else "no_grad: " + name, name, loc)
                 self._set_prov(o, prov)
                 if written and o._is_view():
                     self._tag_base(o, prov)
@@ -1104,6 +1125,21 @@ class Trace(contextlib.ContextDecorator):
             self._set_prov(o, prov)
             if o._is_view() and any(o is i for i in ins):  # written in place through a view
                 self._tag_base(o, prov)
+
+    def _no_grad_site(self) -> str | None:
+        """Where a no_grad exit happened, as a user would point at it.
+
+        The op's own line, when the ``with torch.no_grad():`` that turned gradients off is in
+        the same function (or unknown: a decorated function, a bare ``set_grad_enabled``);
+        the ``with`` line itself when the op runs deeper, in code the block called (a
+        voxelizer's comparisons and scatters are not where the user cut the graph).
+        """
+        g = self._grad_off
+        if g and g[-1][0] is not None:
+            f = user_frame(2)
+            if f is not g[-1][0]:
+                return g[-1][1]
+        return user_location(2)
 
     def _tag_base(self, view: torch.Tensor, prov: Provenance) -> None:
         """A write into ``view`` lands in its base too: the base carries the tag as well."""
@@ -1124,7 +1160,7 @@ class Trace(contextlib.ContextDecorator):
         req = [] if grad_on else [t for t in _tensors_in([value]) if t.requires_grad]
         if not provs and not req:
             return
-        loc = user_location()
+        loc = self._no_grad_site() if req else user_location()
         if target.requires_grad:
             fn = _gfn(target)
             if grad_on and fn is not None and provs:
@@ -1133,10 +1169,7 @@ class Trace(contextlib.ContextDecorator):
                 self._close(prov, "op:__setitem__", loc, target_fn=fn)
             return
         mine = self._tensor_prov(target)
-        src_fns, params = _sources(req)
-        allp = ([mine] if mine is not None else []) + provs
-        prov = Provenance.merge(allp, op, loc, src_fns, params, kind=None if grad_on else "no_grad") if allp \
-            else Provenance("no_grad", loc, src_fns, params, ((op, loc),))
+        prov = _no_grad_prov(([mine] if mine is not None else []) + provs, req, op, op, loc)
         self._set_prov(target, prov)
         if target._is_view():
             self._tag_base(target, prov)
@@ -1256,6 +1289,7 @@ class Trace(contextlib.ContextDecorator):
             self._tagged.clear()
             self._heavy.clear()
             self._np_plain.clear()
+            self._grad_off.clear()  # frames of blocks still open: hold none past the trace
             _SEEN_SCALARS.clear()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
@@ -1291,11 +1325,23 @@ class Trace(contextlib.ContextDecorator):
             # A user's TorchFunctionMode entered before the trace and left inside it must take
             # itself off the stack, not graphprobe's mode on top of it.
             self._patch(TorchFunctionMode, "__exit__", _exit_by_identity)
+            from torch.autograd import grad_mode
+
+            for cls in (grad_mode.no_grad, grad_mode.inference_mode, grad_mode.set_grad_enabled):
+                self._patch(cls, "__enter__", _grad_off_enter(cls.__enter__, self))
+                self._patch(cls, "__exit__", _grad_off_exit(cls.__exit__, self))
             mm = torch.nn.modules.module
             self._handles.append(mm.register_module_forward_pre_hook(self._pre_hook))
             self._handles.append(mm.register_module_forward_hook(self._post_hook, always_call=True))
             from torch.optim import optimizer as optim_mod
 
+            opt_init = torch.optim.Optimizer.__init__
+
+            def optimizer_init_recorded(opt: Any, *args: Any, **kwargs: Any) -> None:
+                opt_init(opt, *args, **kwargs)
+                tr._note_optimizer(opt)
+
+            self._patch(torch.optim.Optimizer, "__init__", optimizer_init_recorded)
             self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._opt_pre))
             self._handles.append(optim_mod.register_optimizer_step_post_hook(self._opt_post))
             self._mode = _Mode(self)
@@ -1353,11 +1399,32 @@ class Trace(contextlib.ContextDecorator):
             return
         if not self._new_done:
             self._maybe_patch_new()
+        seen = self._seen_modules.get(id(module))
+        if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
+            self._note_module(module)
         if threading.get_ident() == self._thread:
             f: Any = sys._getframe(1)  # the line that called the module, for its ops' details
             while f is not None and not _is_user_file(f.f_code.co_filename):
                 f = f.f_back
             self._modules.append((module, self._seq_hi, (f.f_code.co_filename, f.f_lineno) if f else None))
+
+    def _note_module(self, module: Any) -> None:
+        # The caller is the module running on this thread now: it names a module built inside
+        # its forward. Modules that can't be weakly referenced are left out.
+        parent = self._modules[-1][0] if self._modules and threading.get_ident() == self._thread else None
+        try:
+            self._seen_modules[id(module)] = (weakref.ref(module),
+                                              weakref.ref(parent) if parent is not None else None)
+        except TypeError:
+            pass
+
+    def _note_optimizer(self, opt: Any) -> None:
+        seen = self._seen_optimizers.get(id(opt))
+        if (seen is None or seen() is not opt) and len(self._seen_optimizers) < _MAX_SEEN:
+            try:
+                self._seen_optimizers[id(opt)] = weakref.ref(opt)
+            except TypeError:
+                pass
 
     def _post_hook(self, module: Any, args: Any, output: Any) -> None:
         if _COMPILER._is_compiling_flag or not self.active or threading.get_ident() != self._thread:
@@ -1367,16 +1434,41 @@ class Trace(contextlib.ContextDecorator):
             if mods.pop()[0] is module:
                 break
 
-    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> None:
+    def _opt_pre(self, opt: Any, args: Any, kwargs: Any) -> tuple[Any, Any] | None:
         if _DEFERRED and not self.active:
             _sweep_modes()
-            return
-        if threading.get_ident() == self._thread:
-            if not self._paused:
-                # Which losses an optimizer's step follows tells what the user meant them to train.
-                self._steps.append((self._seq_hi, weakref.ref(opt)))
-                del self._steps[:-_MAX_STEPS]
-            self._paused += 1
+            return None
+        self._note_optimizer(opt)
+        if threading.get_ident() != self._thread:
+            return None
+        if not self._paused:
+            # Which losses an optimizer's step follows tells what the user meant them to train.
+            self._steps.append((self._seq_hi, weakref.ref(opt)))
+            del self._steps[:-_MAX_STEPS]
+        self._paused += 1
+        # A closure (LBFGS, or any step(closure)) runs the user's forward and backward inside
+        # step(): record it like any forward, not as the optimizer's own update. The hook hands
+        # step() the closure wrapped; the user's closure object itself is untouched.
+        if "closure" in kwargs:
+            closure = kwargs["closure"]
+            if callable(closure):
+                return args, {**kwargs, "closure": self._recorded_closure(closure)}
+        elif len(args) > 1 and callable(args[1]):
+            return (args[0], self._recorded_closure(args[1]), *args[2:]), kwargs
+        return None
+
+    def _recorded_closure(self, closure: Callable[..., Any]) -> Callable[..., Any]:
+        tr = self
+
+        def closure_recorded(*a: Any, **k: Any) -> Any:
+            saved, tr._paused = tr._paused, 0
+            try:
+                return closure(*a, **k)
+            finally:
+                if tr.active:
+                    tr._paused = saved
+
+        return closure_recorded
 
     def _opt_post(self, opt: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() == self._thread and self._paused:
@@ -1476,6 +1568,32 @@ def _exit_by_identity(self: Any, exc_type: Any = None, exc_val: Any = None, exc_
         C._pop_torch_function_stack()
     elif not _remove_from_stack(self):
         _ORIG_MODE_EXIT(self, exc_type, exc_val, exc_tb)
+
+
+def _grad_off_enter(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    """``no_grad.__enter__`` (and its kin), noting where the block was entered."""
+
+    def __enter__(self: Any) -> Any:
+        out = orig(self)
+        if _ACTIVE is tr and threading.get_ident() == tr._thread:
+            f = sys._getframe(1)
+            fn = f.f_code.co_filename
+            user = _is_user_file(fn) and not torch.is_grad_enabled()
+            tr._grad_off.append((f, f"{fn}:{f.f_lineno}") if user else (None, None))
+        return out
+
+    __enter__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __enter__
+
+
+def _grad_off_exit(orig: Callable[..., Any], tr: "Trace") -> Callable[..., Any]:
+    def __exit__(self: Any, *exc: Any) -> Any:
+        if _ACTIVE is tr and threading.get_ident() == tr._thread and tr._grad_off:
+            tr._grad_off.pop()
+        return orig(self, *exc)
+
+    __exit__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __exit__
 
 
 # -- numpy doors ---------------------------------------------------------------------------------

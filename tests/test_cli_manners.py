@@ -200,11 +200,57 @@ def test_ctrl_c_while_torch_imports_is_one_line(tmp_path):
     env = _env()
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + str(fake)
     for cmd in ([sys.executable, "-m", "graphprobe"],
-                [sys.executable, "-c", "from graphprobe.cli import main_entry; main_entry()"]):
+                [sys.executable, "-c", "from graphprobe._entry import main_entry; main_entry()"]):
         done = subprocess.run(cmd + ["render", "s.py", "-o", "g.svg"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 130, done.stderr
         assert done.stderr == "graphprobe: interrupted\n", done.stderr
+
+
+SWALLOWING_TORCH = (
+    "import os, signal, time\n"
+    "try:\n"
+    "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands while torch imports...\n"
+    "    time.sleep(1)\n"
+    "except KeyboardInterrupt:\n"
+    "    pass  # ...and torch's start-up swallows it (as its C++ does around numpy's import)\n"
+)
+
+
+def test_ctrl_c_swallowed_while_torch_imports_still_ends_the_run(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text(SWALLOWING_TORCH)
+    (tmp_path / "s.py").write_text("print('THE SCRIPT RAN')\n")
+    env = _env()
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + str(fake)
+    done = subprocess.run([sys.executable, "-m", "graphprobe", "render", "s.py", "-o", "g.svg"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "graphprobe: interrupted\n" and "THE SCRIPT RAN" not in done.stdout
+
+
+def test_a_swallowed_ctrl_c_stops_before_the_script(tmp_path, monkeypatch, capsys):
+    from graphprobe import _entry
+
+    (tmp_path / "s.py").write_text("print('THE SCRIPT RAN')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_entry.startup, "interrupted", True)
+    assert main(["render", "s.py", "-o", "g.svg"]) == 130
+    out, err = capsys.readouterr()
+    assert err == "graphprobe: interrupted\n" and "THE SCRIPT RAN" not in out
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch and runs a script: a few seconds
+def test_python_s_own_handler_is_back_when_the_script_runs(tmp_path):
+    (tmp_path / "s.py").write_text(
+        "import signal, torch\n"
+        "print('HANDLER', signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "w = torch.nn.Parameter(torch.ones(1)); (w * 2).sum().backward()\n")
+    done = subprocess.run([sys.executable, "-m", "graphprobe", "render", "s.py", "-o", "g.json", "-q"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HANDLER True" in done.stdout
 
 
 def test_importing_graphprobe_does_not_import_torch():
@@ -226,17 +272,27 @@ def test_real_sigint_gives_130_and_one_line(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 130, err
+    # 130, or death by SIGINT (which a shell reports as 130 too): when the interrupt lands in
+    # code torch's C++ start-up runs through PyRun_String, CPython marks it unhandled although
+    # graphprobe catches it, and then ends the process with SIGINT at exit, after our one line.
+    assert p.returncode in (130, -signal.SIGINT), err
     assert err == "graphprobe: interrupted\n", err
     assert os.listdir(tmp_path) == ["s.py"]
 
 
 def test_lazy_package_keeps_functions_over_submodules():
-    code = ("import graphprobe.runner, graphprobe.assertions, graphprobe\n"
-            "import types\n"
-            "assert callable(graphprobe.probe) and callable(graphprobe.trace), graphprobe.probe\n"
-            "from graphprobe import probe, trace, Report, assert_grad_flow, analysis\n"
-            "assert isinstance(analysis, types.ModuleType)\n"
-            "print('ok')\n")
-    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "ok", done.stderr
+    # The import system binds a loaded submodule on its package with setattr; graphprobe.probe
+    # and graphprobe.trace stay the functions (as with the eager imports this package once had).
+    import types
+
+    import graphprobe
+    import graphprobe.probe  # noqa: F401  (the submodule, loaded and bound by the import system)
+    from graphprobe import analysis, assert_grad_flow, probe, trace  # noqa: F401
+
+    graphprobe.probe = sys.modules["graphprobe.probe"]  # what the import system does
+    assert callable(graphprobe.probe) and graphprobe.probe is probe
+    assert callable(graphprobe.trace) and graphprobe.trace is trace
+    assert isinstance(analysis, types.ModuleType)
+    assert "probe" in dir(graphprobe) and graphprobe.Report.__name__ == "Report"
+    with pytest.raises(AttributeError):
+        graphprobe.no_such_name  # noqa: B018

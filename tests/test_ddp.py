@@ -79,11 +79,11 @@ def test_torchrun_ddp_unreached_aux_head(tmp_path):
             assert x["optimizers"] == ["opt"] and x["severity"] == "error"
         assert sorted(d["reaches"]["loss"]) == sorted(ALL[:4])
         assert d["findings"]["error"] == 2
-        # DDP's own error ended the step: an info finding (made before the report is frozen) and a
-        # note, never an error of its own; the unreached parameters are the finding.
-        assert [(e["kind"], e["severity"]) for e in d["errors"]] == [("ddp_unused", "info")]
-        assert len(d["notes"]) == 1 and "Expected to have finished reduction" in d["notes"][0]
-        assert "model.aux_head.weight" in d["notes"][0] and "ddp_script.py:42" in d["notes"][0]
+        # The step ends at opt.step(), before the next forward where DDP would raise its own
+        # "Expected to have finished reduction" error: no error, no note about it; the unreached
+        # parameters are the finding.
+        assert d["errors"] == []
+        assert not any("Expected to have finished reduction" in n for n in d["notes"])
         assert d["verdict"].endswith("model.aux_head.weight, model.aux_head.bias get no gradient from it")
 
 

@@ -507,6 +507,324 @@ def test_generated_programs_ran_enough(request):
     assert CHECKED["programs"] >= MIN_PROGRAMS[PROFILE], CHECKED
 
 
+# -- step shapes: whole training steps, run by the runner ---------------------------------------
+# A second, self-contained fuzzer: random *training steps* (how the losses of one step are
+# backwarded and how the optimizers step), written as scripts, run by graphprobe's runner as
+# ``graphprobe render`` runs them, and checked against an oracle the script itself records in a
+# plain run: ``torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)`` at each
+# backward of its first step. Parameters are compared by shape (each net has its own width), so
+# names play no part. The step is one round of the optimizers: the loop's body is one round.
+
+STEP_SHAPES = ["sum", "loop", "oneline", "accum", "closure", "ensemble"]
+STEP_OPTS = ["per_net", "shared", "none"]
+STEP_EXAMPLES = {"ci": 30, "long": 600}
+
+
+class StepProgram(NamedTuple):
+    nets: int           # 1-3 nets, net k is nn.Linear(3, 4 + k)
+    shape: str          # how the step's losses are backwarded (STEP_SHAPES)
+    opts: str           # one optimizer per net, one shared, or none (manual p.data update + zero_grad)
+    losses: tuple       # per loss: ((net, cut), ...): which nets it reads, each maybe through .detach()
+    micro: int          # micro-batches per step ("accum")
+    lbfgs: bool         # "closure": LBFGS (re-evaluates the closure) rather than SGD
+
+
+@st.composite
+def step_programs(draw):
+    nets = draw(st.integers(1, 3))
+    shape = draw(st.sampled_from(STEP_SHAPES))
+    opts = draw(st.sampled_from(STEP_OPTS if shape not in ("closure", "ensemble") else STEP_OPTS[:2]))
+    if shape == "ensemble":
+        opts = "per_net"
+    term = st.tuples(st.integers(0, nets - 1), st.booleans())
+    n_losses = nets if shape == "ensemble" else draw(st.integers(1, 3) if shape != "oneline" else st.just(2))
+    losses = []
+    for k in range(n_losses):
+        if shape == "ensemble":  # net k's loss reads net k (and maybe a detached other net)
+            extra = draw(st.lists(term, max_size=1))
+            losses.append(((k, False), *[(j, True) for j, _ in extra if j != k]))
+        else:
+            losses.append(tuple(draw(st.lists(term, min_size=1, max_size=3, unique_by=lambda t: t[0]))))
+    return StepProgram(nets, shape, opts, tuple(losses), draw(st.integers(2, 3)), draw(st.booleans()))
+
+
+def step_source(prog: StepProgram) -> str:
+    """The training script of ``prog``: 3 iterations of one optimizer round each."""
+    L = [
+        "import json, os", "import torch", "from torch import nn", "torch.manual_seed(0)",
+        "_OR = os.environ.get('GP_ORACLE')", "_rec = []",
+        "def O(_loss, _first):",
+        "    if _OR and _first:",
+        "        _g = torch.autograd.grad(_loss, _ps, allow_unused=True, retain_graph=True)",
+        "        _rec.append(sorted(list(p.shape) for p, g in zip(_ps, _g) if g is not None))",
+        "        json.dump(_rec, open(_OR, 'w'))",
+        f"nets = [nn.Linear(3, 4 + k) for k in range({prog.nets})]",
+        "_ps = [p for n in nets for p in n.parameters()]",
+    ]
+    opt_cls = "torch.optim.LBFGS" if prog.shape == "closure" and prog.lbfgs else "torch.optim.SGD"
+    extra = ", max_iter=2" if opt_cls.endswith("LBFGS") else ""
+    if prog.opts == "per_net":
+        L.append(f"opts = [{opt_cls}(n.parameters(), lr=0.01{extra}) for n in nets]")
+    elif prog.opts == "shared":
+        L.append(f"opts = [{opt_cls}(_ps, lr=0.01{extra})]")
+
+    def loss_expr(terms: tuple, x: str) -> str:
+        return " + ".join(f"nets[{j}]({x}){'.detach()' if cut else ''}.pow(2).mean()" for j, cut in terms) \
+            + (" + 0 * _anchor" if all(cut for _, cut in terms) else "")
+
+    def zero(ind: str) -> list[str]:
+        if prog.opts == "none":
+            return [f"{ind}for _n in nets:", f"{ind}    _n.zero_grad()"]
+        return [f"{ind}for _o in opts:", f"{ind}    _o.zero_grad()"]
+
+    def update(ind: str) -> list[str]:
+        if prog.opts == "none":
+            return [f"{ind}for _p in _ps:", f"{ind}    if _p.grad is not None:",
+                    f"{ind}        _p.data.add_(-0.01 * _p.grad)"]
+        return [f"{ind}for _o in opts:", f"{ind}    _o.step()"]
+
+    # A loss that reads only detached nets still needs a graph: a leaf of its own (no parameter).
+    L += ["_anchor = torch.zeros((), requires_grad=True)", "for it in range(3):", "    _x = torch.randn(2, 3)"]
+    ls = [loss_expr(t, "_x") for t in prog.losses]
+    if prog.shape == "sum":
+        L += zero("    ") + [f"    _loss = {' + '.join('(' + e + ')' for e in ls)}", "    O(_loss, it == 0)",
+                              "    _loss.backward()"] + update("    ")
+    elif prog.shape == "loop":
+        L += zero("    ") + [f"    _losses = [{', '.join(ls)}]", "    for _l in _losses:", "        O(_l, it == 0)",
+                              "        _l.backward(retain_graph=True)"] + update("    ")
+    elif prog.shape == "oneline":
+        L += zero("    ") + [f"    _a, _b = {ls[0]}, {ls[1]}", "    O(_a, it == 0); O(_b, it == 0)",
+                              "    _a.backward(); _b.backward()"] + update("    ")
+    elif prog.shape == "accum":
+        L += zero("    ") + [f"    for _m in range({prog.micro}):", "        _x = torch.randn(2, 3)",
+                              f"        _loss = {' + '.join('(' + e + ')' for e in ls)}",
+                              "        O(_loss, it == 0)", "        _loss.backward()"] + update("    ")
+    elif prog.shape == "closure":
+        L += ["    for _o in opts:", "        _seen = [0]", "        def _closure():", "            _o.zero_grad()",
+              f"            _loss = {' + '.join('(' + e + ')' for e in ls)}",
+              "            O(_loss, it == 0 and _seen[0] == 0)", "            _seen[0] += 1",
+              "            _loss.backward()", "            return _loss", "        _o.step(_closure)"]
+    else:  # ensemble
+        L += ["    for _k, (_net, _o) in enumerate(zip(nets, opts)):", "        _o.zero_grad()",
+              f"        _loss = [{', '.join(ls)}][_k]", "        O(_loss, it == 0)", "        _loss.backward()",
+              "        _o.step()"]
+    return "\n".join(L) + "\n"
+
+
+def _step_reach(rep) -> list:
+    by_loss: dict[str, list] = {l["name"]: [] for l in rep.losses}
+    for p in rep.params:
+        for l in p["reached_by"]:
+            by_loss[l].append(p["shape"])
+    return sorted(sorted(v) for v in by_loss.values())
+
+
+@settings(max_examples=STEP_EXAMPLES[PROFILE], deadline=None, derandomize=PROFILE == "ci", database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(step_programs())
+def test_generated_step_shapes_capture_the_whole_step(prog):
+    import json
+    import runpy
+
+    from graphprobe.runner import RunOptions, run_script
+
+    text = step_source(prog)
+    path = os.path.join(TMP_DIR, f"step_{next(_FILE_NO)}.py")
+    with open(path, "w") as fh:
+        fh.write(text)
+    why = f"\n--- {path} ({prog}) ---\n{text}"
+    oracle_path = path + ".oracle.json"
+    os.environ["GP_ORACLE"] = oracle_path
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        del os.environ["GP_ORACLE"]
+    with open(oracle_path) as fh:
+        want = sorted(json.load(fh))
+    rep = run_script(RunOptions(path)).report
+    assert len(rep.losses) == len(want), f"{[l['name'] for l in rep.losses]} vs {len(want)} backwards{why}"
+    assert _step_reach(rep) == want, f"{rep.reaches} vs {want}{why}"
+
+
+# -- models and optimizers held on objects ------------------------------------------------------
+# A second family of programs, about names: 2-4 ``nn.Linear(4, 4)`` modules chained (directly or
+# through ``.detach()``), each held in one place a training script keeps models: an attribute of
+# a Trainer object (``self.m0``), a list or a dict on it (``self.nets[1]``, ``self.nets_d["k2"]``),
+# a global list (``NETS[0]``), a closure stored on it (``mod3`` inside ``self.fns[0]``), or the
+# argument of the method (``extra``). Their optimizers sit on the Trainer (``self.opt0``,
+# ``self.opts["o1"]``, ``self.opt_list[0]``), in a global list (``OPTS[0]``), or nowhere a name
+# reaches (only a bound ``step`` is kept: the garbage collector or the recorder finds it and it
+# is named by its class). The Trainer's method runs the forward and calls probe(), itself or
+# from a nested function. Oracles: every parameter has the name that path gives, the
+# optimizers holding it are listed by theirs, and ``reaches`` equals torch.autograd.grad's.
+
+HOLDERS = ["attr", "list", "dict", "global", "closure", "arg"]
+OPT_HOLDERS = ["attr", "dict", "list", "global", "hidden"]
+OPT_CLASSES = ["SGD", "Adam", "RMSprop", "Adagrad"]  # one class per optimizer: hidden ones are told apart
+
+
+class HeldProgram(NamedTuple):
+    holders: tuple      # per module, one of HOLDERS ("arg" at most once)
+    detach: tuple       # per module after the first: its input is the previous output detached
+    opt_of: tuple       # per module: the optimizer index holding it, or None
+    opt_holders: tuple  # per optimizer: one of OPT_HOLDERS
+    extra_losses: tuple  # module outputs added to the loss besides the last one
+    nested: bool        # probe() from a function nested in the method
+    traced: bool        # the whole program runs inside graphprobe.trace()
+
+
+@st.composite
+def held_programs(draw):
+    n = draw(st.integers(2, 4))
+    holders = list(draw(st.lists(st.sampled_from(HOLDERS), min_size=n, max_size=n)))
+    for i in [i for i, h in enumerate(holders) if h == "arg"][1:]:
+        holders[i] = "attr"
+    n_opts = draw(st.integers(0, min(3, n)))
+    opt_of = tuple(draw(st.lists(st.one_of(st.none(), st.integers(0, n_opts - 1)) if n_opts else st.none(),
+                                 min_size=n, max_size=n)))
+    used = sorted({o for o in opt_of if o is not None})
+    remap = {o: k for k, o in enumerate(used)}  # optimizers numbered in order, none empty
+    opt_of = tuple(remap[o] if o is not None else None for o in opt_of)
+    opt_holders = tuple(draw(st.lists(st.sampled_from(OPT_HOLDERS), min_size=len(used), max_size=len(used))))
+    return HeldProgram(tuple(holders), tuple(draw(st.lists(st.booleans(), min_size=n - 1, max_size=n - 1))),
+                       opt_of, opt_holders,
+                       tuple(draw(st.lists(st.integers(0, n - 2), max_size=2, unique=True))) if n > 1 else (),
+                       draw(st.booleans()), draw(st.booleans()))
+
+
+def generate_held(prog: HeldProgram) -> tuple[str, list[str], list[str]]:
+    """The program's source, each module's expected name prefix, each optimizer's expected name."""
+    top = ["import torch", "from torch import nn", "import graphprobe", "",
+           "NETS, OPTS, KEEP = [], [], []", "", ""]
+    factories, setup, calls = [], [], []
+    prefixes: list[str] = []
+    counts = {"list": 0, "global": 0, "closure": 0}
+    for i, h in enumerate(prog.holders):
+        setup.append(f"m_{i} = nn.Linear(4, 4)")
+        if h == "attr":
+            setup.append(f"tr.m{i} = m_{i}")
+            prefixes.append(f"self.m{i}")
+            calls.append(f"self.m{i}")
+        elif h == "list":
+            k = counts["list"]
+            counts["list"] += 1
+            setup.append(f"tr.nets.append(m_{i})")
+            prefixes.append(f"self.nets[{k}]")
+            calls.append(f"self.nets[{k}]")
+        elif h == "dict":
+            setup.append(f'tr.nets_d["k{i}"] = m_{i}')
+            prefixes.append(f'self.nets_d["k{i}"]')
+            calls.append(f'self.nets_d["k{i}"]')
+        elif h == "global":
+            k = counts["global"]
+            counts["global"] += 1
+            setup.append(f"NETS.append(m_{i})")
+            prefixes.append(f"NETS[{k}]")
+            calls.append(f"NETS[{k}]")
+        elif h == "closure":
+            k = counts["closure"]
+            counts["closure"] += 1
+            factories += [f"def make_{i}(mod{i}):", "    def fwd(x):", f"        return mod{i}(x)",
+                          "    return fwd", ""]
+            setup.append(f"tr.fns.append(make_{i}(m_{i}))")
+            prefixes.append(f"mod{i}")
+            calls.append(f"self.fns[{k}]")
+        else:  # "arg"
+            setup.append(f"ex = m_{i}")
+            prefixes.append("extra")
+            calls.append("extra")
+    opt_names: list[str] = []
+    for k, holder in enumerate(prog.opt_holders):
+        mods = [i for i, o in enumerate(prog.opt_of) if o == k]
+        cls = OPT_CLASSES[k]
+        make = f"torch.optim.{cls}([" + ", ".join(f"*m_{i}.parameters()" for i in mods) + "], lr=0.01)"
+        if holder == "attr":
+            setup.append(f"tr.opt{k} = {make}")
+            opt_names.append(f"self.opt{k}")
+        elif holder == "dict":
+            setup.append(f'tr.opts["o{k}"] = {make}')
+            opt_names.append(f'self.opts["o{k}"]')
+        elif holder == "list":
+            setup.append(f"tr.opt_list.append({make})")
+            opt_names.append(f"self.opt_list[{len([h for h in prog.opt_holders[:k] if h == 'list'])}]")
+        elif holder == "global":
+            setup.append(f"OPTS.append({make})")
+            opt_names.append(f"OPTS[{len([h for h in prog.opt_holders[:k] if h == 'global'])}]")
+        else:  # only a bound method keeps it: no name reaches it
+            setup.append(f"KEEP.append({make}.step)")
+            opt_names.append(cls)
+    setup.append("del " + ", ".join(f"m_{i}" for i in range(len(prog.holders))))
+    body = ["        h = x"]
+    for i, call in enumerate(calls):
+        inp = "h.detach()" if i and prog.detach[i - 1] else "h"
+        body.append(f"        h{i} = {call}({inp})")
+        body.append(f"        h = h{i}")
+    loss = " + ".join([f"h{len(calls) - 1}.pow(2).mean()"] + [f"h{j}.sum()" for j in prog.extra_losses])
+    body.append(f"        loss = {loss}")
+    if prog.nested:
+        body += ["        def report():", "            return graphprobe.probe(loss)", "        return report(), loss"]
+    else:
+        body.append("        return graphprobe.probe(loss), loss")
+    cls_src = ["class Trainer:", "    def __init__(self):",
+               "        self.nets, self.nets_d, self.fns, self.opts, self.opt_list = [], {}, [], {}, []", "",
+               "    def step(self, x, extra=None):"] + body + [""]
+    main = ["torch.manual_seed(0)", "tr = Trainer()", "ex = None"] + setup + \
+           ["REPORT, LOSS = tr.step(torch.randn(3, 4), ex)", ""]
+    text = "\n".join(top + factories + cls_src + main)
+    return text, prefixes, opt_names
+
+
+def check_held_program(prog: HeldProgram) -> None:
+    text, prefixes, opt_names = generate_held(prog)
+    path = os.path.join(TMP_DIR, f"held_{next(_FILE_NO)}.py")
+    with open(path, "w") as fh:
+        fh.write(text)
+    ns: dict = {"__name__": "graphprobe_fuzz_program", "__file__": path}
+    code = compile(text, path, "exec")
+    if prog.traced:
+        with graphprobe.trace():
+            exec(code, ns)
+    else:
+        exec(code, ns)
+    why = f"\n--- {path} ---\n{text}"
+    r, loss = ns["REPORT"], ns["LOSS"]
+    mods = [ns["tr"].__dict__.get(f"m{i}") for i in range(len(prefixes))]
+    # The modules, found again by the way the program placed them (for the oracle's tensors).
+    tr = ns["tr"]
+    lists = {"list": iter(tr.nets), "global": iter(ns["NETS"]), "closure": iter(tr.fns)}
+    for i, h in enumerate(prog.holders):
+        if h == "list" or h == "global":
+            mods[i] = next(lists[h])
+        elif h == "dict":
+            mods[i] = tr.nets_d[f"k{i}"]
+        elif h == "closure":
+            mods[i] = next(lists[h]).__closure__[0].cell_contents
+        elif h == "arg":
+            mods[i] = ns["ex"]
+    named = {f"{pre}.{w}": getattr(m, w) for pre, m in zip(prefixes, mods) for w in ("weight", "bias")}
+    got = {p["name"]: p["optimizers"] for p in r.params}
+    expect = {f"{pre}.{w}": ([opt_names[prog.opt_of[i]]] if prog.opt_of[i] is not None else [])
+              for i, pre in enumerate(prefixes) for w in ("weight", "bias")}
+    assert got == expect, f"names/optimizers {got}, expected {expect}{why}"
+    grads = torch.autograd.grad(loss, list(named.values()), allow_unused=True, retain_graph=True)
+    oracle = {n for n, g in zip(named, grads) if g is not None}
+    assert set(r.reaches["loss"]) == oracle, f"reaches {r.reaches['loss']}, autograd {sorted(oracle)}{why}"
+
+
+HELD_SETTINGS = {
+    "ci": settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                   suppress_health_check=[HealthCheck.too_slow]),
+    "long": settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]),
+}
+
+
+@HELD_SETTINGS[PROFILE]
+@given(held_programs())
+@example(HeldProgram(("attr", "closure", "dict"), (False, True), (0, None, 1), ("hidden", "dict"), (0,), True, False))
+def test_models_and_optimizers_held_on_objects_are_named_by_their_path(prog):
+    check_held_program(prog)
+
+
 # -- write paths ---------------------------------------------------------------------------------
 # Programs whose links write into buffers: data is written into a tensor or an ndarray that the
 # next module reads (``buf[idx] = x``, ``copy_``, ``out=``, ``index_put_``, numpy ``a[...] = x``,

@@ -85,7 +85,8 @@ def test_graphml_round_trip(sample_report, tmp_path, name):
         back = nx.read_graphml(path, node_type=int)
         assert back.number_of_nodes() == G.number_of_nodes() and back.number_of_edges() == G.number_of_edges()
         assert back.graph["verdict"] == r.verdict()
-        shaped = [v for v, d in G.nodes(data=True) if "shape" in d]
+        assert len({frozenset(d) for _, d in G.nodes(data=True)}) == 1  # every node has every key
+        shaped = [v for v, d in G.nodes(data=True) if d["shape"]]
         assert shaped and all(json.loads(back.nodes[v]["shape"]) == r.model.node_attrs(v)["shape"] for v in shaped)
 
 

@@ -53,5 +53,5 @@ def test_built_wheel(tmp_path):
     assert f"{info}/licenses/LICENSE" in names
     assert "graphprobe/schemas/report-1.json" in names and "graphprobe/py.typed" in names
     eps = z.read(f"{info}/entry_points.txt").decode()
-    assert "graphprobe = graphprobe.cli:main_entry" in eps
+    assert "graphprobe = graphprobe._entry:main_entry" in eps
     assert "[pytest11]\ngraphprobe.pytest_plugin = graphprobe.pytest_plugin" in eps

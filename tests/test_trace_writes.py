@@ -643,3 +643,59 @@ def test_nothing_of_graphprobe_on_the_mode_stack_after_cli_main(tmp_path):
     for extra in ([], ["--keep-running"]):
         cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "-q", *extra])
         assert _mode_stack() == []
+
+
+def test_exit_from_a_no_grad_view_points_at_its_base(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():
+            v = d[:, :2]
+        a = v.detach().numpy()  # EXIT
+        return det(torch.from_numpy(np.concatenate([a, a], axis=1))).mean()
+
+    run(program, nets, ["numpy"])
+
+
+def test_no_grad_in_place_on_a_tagged_buffer_keeps_its_exit(nets):
+    def program(depth, det):
+        d = depth(X)
+        e = depth(X * 2.0)
+        buf = torch.zeros(8, 4)
+        buf[:] = d.detach()  # EXIT
+        with torch.no_grad():
+            buf.div_(2.0)  # not an exit: nothing here requires grad
+            buf.add_(e)  # EXIT
+        return det(buf).mean()
+
+    r = run(program, nets, ["detach", "no_grad"])
+    assert len(r.cuts) == 2
+
+
+def _voxelize(d: torch.Tensor) -> torch.Tensor:
+    """Our own small voxelizer: comparisons, then a scatter into a grid (not where a cut is made)."""
+    keep = (d[:, 0] > -10.0) & (d[:, 1] < 10.0)
+    grid = torch.zeros(4, 4)
+    grid.index_add_(0, torch.arange(int(keep.sum())) % 4, d[keep])
+    return grid
+
+
+def test_no_grad_around_a_call_is_reported_at_the_with_line(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():  # EXIT
+            grid = _voxelize(d)
+        return det(grid).mean()
+
+    run(program, nets, ["no_grad"])
+
+
+def test_no_grad_op_in_the_same_function_is_reported_at_the_op(nets):
+    def program(depth, det):
+        d = depth(X)
+        with torch.no_grad():
+            torch.set_grad_enabled(True)
+            torch.set_grad_enabled(False)
+            g = d * 2.0  # EXIT
+        return det(g).mean()
+
+    run(program, nets, ["no_grad"])

@@ -13,7 +13,7 @@ def unreached(g: ProbeGraph, masks: list[int] | None = None) -> list[int]:
     Complexity: O(V) after the masks.
     """
     masks = masks if masks is not None else loss_masks(g)
-    out = [v for v in g.nodes_of_kind("param") if masks[v] == 0 and v not in g.frozen]
+    out = [v for v in g.nodes_of_kind("param") if masks[v] == 0 and v not in g.frozen and v not in g.unjudged]
     return g.in_param_order(out)
 
 

@@ -1,0 +1,1 @@
+"""Stand-in: data.kitti_common imports skimage.io for reading images, not used here."""
