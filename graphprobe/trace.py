@@ -850,7 +850,8 @@ class Trace(contextlib.ContextDecorator):
         self._consumed: dict[int, Any] = {}
         #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
         self._steps: list[tuple[int, Any]] = []
-        self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
+        # running modules, with the sequence nr at entry and the (file, line) that called them
+        self._modules: list[tuple[Any, int, Any]] = []
         # Every module that ran and every optimizer built or stepped while recording, by weak
         # reference: names.py names what no variable reaches (a model held by a registry).
         self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
@@ -1239,14 +1240,18 @@ class Trace(contextlib.ContextDecorator):
         in creation order (``_sequence_nr``, per thread), and nodes already tagged by an inner
         module stop the walk. Cost: O(nodes the call made).
         """
-        module, entry = self._modules[-1]
+        module, entry, line = self._modules[-1]
         _walk.TAGGED[0] = True
-        # The forward line that made these nodes, for the page's node details: a frame walk per
-        # call, no string made (benchmarks/run.py: the traced transformer step stays ≤ 1.3x).
-        f: Any = sys._getframe(1)
-        while f is not None and not _is_user_file(f.f_code.co_filename):
+        # The forward line that made these nodes, for the page's node details: the op's own line
+        # when the script called it (a relu in the user's forward), else the line that called the
+        # module (found once per module call, in _pre_hook). A few frames at most, no string.
+        f: Any = sys._getframe(3)  # _after_op, __torch_function__, then the op's caller
+        for _ in range(4):
+            if f is None or _is_user_file(f.f_code.co_filename):
+                break
             f = f.f_back
-        line = (f.f_code.co_filename, f.f_lineno) if f is not None else None
+        if f is not None and _is_user_file(f.f_code.co_filename):
+            line = (f.f_code.co_filename, f.f_lineno)
         stack = list(fns)
         while stack:
             fn = stack.pop()
@@ -1419,7 +1424,10 @@ class Trace(contextlib.ContextDecorator):
         if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
             self._note_module(module)
         if threading.get_ident() == self._thread:
-            self._modules.append((module, self._seq_hi))
+            f: Any = sys._getframe(1)  # the line that called the module, for its ops' details
+            while f is not None and not _is_user_file(f.f_code.co_filename):
+                f = f.f_back
+            self._modules.append((module, self._seq_hi, (f.f_code.co_filename, f.f_lineno) if f else None))
 
     def _note_module(self, module: Any) -> None:
         # The caller is the module running on this thread now: it names a module built inside
