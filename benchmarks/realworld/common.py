@@ -183,6 +183,11 @@ def compare(report: dict[str, Any], orc: dict[str, Any]) -> Comparison:
         # still compare reach; the name itself is reported.
         if len(ids) > 1:
             ambiguous.append(name)
+            # Still compare reach: the shape may tell which one (forward-forward's layers differ).
+            same = [i for i in ids if list(oparams[i]["shape"]) == list(gp.get("shape") or [])]
+            if len(same) == 1:
+                gmap[name] = same[0]
+                continue
         cands = _by_suffix(name, gp.get("shape"), orc["params"])
         if len(cands) == 1:
             gmap[name] = cands[0]
