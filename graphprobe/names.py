@@ -179,7 +179,7 @@ class Known:
         Complexity: O(P + M) over both.
         """
         out = Known(dict(self.params), dict(self.modules), list(self.optimizers),
-                    list(self.uninitialized), dict(self.optimizer_ids))
+                    list(self.uninitialized), dict(self.optimizer_ids), {**other.twins, **self.twins})
         rename: dict[str, str] = {}
         for oid, name in other.optimizer_ids.items():
             new = out.optimizer_ids.get(oid)

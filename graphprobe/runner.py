@@ -433,7 +433,10 @@ class _Capture:
             f"optimizer steps per step): {why}; the report covers the backward calls made so far")
 
     def opt_name(self, opt: Any) -> str:
-        nm = name_of(opt, frame_namespaces(self.frame)) if self.frame is not None else None
+        # The name the report gives it (self.opt, opts["g"]), else the frame's, else its class.
+        nm = self.known.optimizer_ids.get(id(opt)) if self.known is not None else None
+        if nm is None and self.frame is not None:
+            nm = name_of(opt, frame_namespaces(self.frame))
         return nm or type(opt).__name__
 
     # -- rounds ---------------------------------------------------------------------------
@@ -782,7 +785,7 @@ class _Capture:
         if ids:
             from .names import collect_known
 
-            known = collect_known(self.frame)
+            known = self.known if self.known is not None else collect_known(self.frame, registry=self.tr)
             names = sorted(known.params[i].name for i in ids if i in known.params)
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
             self.notes.append(f"{', '.join(self.opt_name(o) for o in unstepped)} did not step in the captured "
