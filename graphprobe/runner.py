@@ -434,7 +434,10 @@ class _Capture:
             f"optimizer steps per step): {why}; the report covers the backward calls made so far")
 
     def opt_name(self, opt: Any) -> str:
-        nm = name_of(opt, frame_namespaces(self.frame)) if self.frame is not None else None
+        # The name the report gives it (self.opt, opts["g"]), else the frame's, else its class.
+        nm = self.known.optimizer_ids.get(id(opt)) if self.known is not None else None
+        if nm is None and self.frame is not None:
+            nm = name_of(opt, frame_namespaces(self.frame))
         return nm or type(opt).__name__
 
     # -- rounds ---------------------------------------------------------------------------
