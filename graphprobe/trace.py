@@ -580,6 +580,18 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
 
 
+def _recorder_bug(e: BaseException, where: str) -> BaseException:
+    """The recorder's own bookkeeping failed after the script's op ran: graphprobe's bug.
+
+    Under ``render``/``check`` it is the runner's ``_GraphprobeBug``, a BaseException that the
+    script's ``except Exception`` can't take for its own and the CLI reports as graphprobe's
+    crash (exit 70); in-process it stops the program the same way, loudly.
+    """
+    from .runner import _GraphprobeBug  # here, not at the top: runner imports this module
+
+    return _GraphprobeBug(f"graphprobe's recorder failed in {where}: {type(e).__name__}: {e}")
+
+
 def _no_grad_prov(provs: list[Provenance], req: list[torch.Tensor], exit_op: str, op: str,
                   loc: str | None) -> Provenance:
     """What an op (or a write) under ``no_grad`` hands on: the tags it read, each its own part
@@ -666,7 +678,10 @@ class _Mode(TorchFunctionMode):
         # (isinstance, not type(): x.max(dim=0) returns a namedtuple, and its node must move the
         # sequence mark too, or the next module call would claim it)
         if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor)):
-            tr._after_op(func, args, kwargs, out)
+            try:
+                tr._after_op(func, args, kwargs, out)
+            except Exception as e:  # graphprobe's bookkeeping, not the script's op
+                raise _recorder_bug(e, "_after_op") from e
         return out
 
     # exits
@@ -753,14 +768,20 @@ class _Mode(TorchFunctionMode):
         # x.new_tensor(data) reads data, not x
         data = (args[1] if len(args) > 1 else kwargs.get("data")) if func is _T.new_tensor else \
             (args[0] if args else kwargs.get("data"))
-        self.tr._from_data(out, data, _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor")))
+        try:
+            self.tr._from_data(out, data, _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor")))
+        except Exception as e:
+            raise _recorder_bug(e, "_from_data") from e
         return out
 
     # writes
     def _setitem(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
         if len(args) >= 3 and isinstance(args[0], torch.Tensor):
-            self.tr._after_write(args[0], args[2], "[…] =")
+            try:
+                self.tr._after_write(args[0], args[2], "[…] =")
+            except Exception as e:
+                raise _recorder_bug(e, "_after_write") from e
         return out
 
 
@@ -829,7 +850,8 @@ class Trace(contextlib.ContextDecorator):
         self._consumed: dict[int, Any] = {}
         #: optimizer steps, oldest first: (highest autograd sequence nr seen before it, weakref)
         self._steps: list[tuple[int, Any]] = []
-        self._modules: list[tuple[Any, int]] = []  # running modules, with the sequence nr at entry
+        # running modules, with the sequence nr at entry and the (file, line) that called them
+        self._modules: list[tuple[Any, int, Any]] = []
         # Every module that ran and every optimizer built or stepped while recording, by weak
         # reference: names.py names what no variable reaches (a model held by a registry).
         self._seen_modules: dict[int, tuple[Any, Any]] = {}  # id -> (ref, ref of the caller or None)
@@ -1218,14 +1240,18 @@ class Trace(contextlib.ContextDecorator):
         in creation order (``_sequence_nr``, per thread), and nodes already tagged by an inner
         module stop the walk. Cost: O(nodes the call made).
         """
-        module, entry = self._modules[-1]
+        module, entry, line = self._modules[-1]
         _walk.TAGGED[0] = True
-        # The forward line that made these nodes, for the page's node details: a frame walk per
-        # call, no string made (benchmarks/run.py: the traced transformer step stays ≤ 1.3x).
-        f: Any = sys._getframe(1)
-        while f is not None and not _is_user_file(f.f_code.co_filename):
+        # The forward line that made these nodes, for the page's node details: the op's own line
+        # when the script called it (a relu in the user's forward), else the line that called the
+        # module (found once per module call, in _pre_hook). A few frames at most, no string.
+        f: Any = sys._getframe(3)  # _after_op, __torch_function__, then the op's caller
+        for _ in range(4):
+            if f is None or _is_user_file(f.f_code.co_filename):
+                break
             f = f.f_back
-        line = (f.f_code.co_filename, f.f_lineno) if f is not None else None
+        if f is not None and _is_user_file(f.f_code.co_filename):
+            line = (f.f_code.co_filename, f.f_lineno)
         stack = list(fns)
         while stack:
             fn = stack.pop()
@@ -1398,7 +1424,10 @@ class Trace(contextlib.ContextDecorator):
         if (seen is None or seen[0]() is not module) and len(self._seen_modules) < _MAX_SEEN:
             self._note_module(module)
         if threading.get_ident() == self._thread:
-            self._modules.append((module, self._seq_hi))
+            f: Any = sys._getframe(1)  # the line that called the module, for its ops' details
+            while f is not None and not _is_user_file(f.f_code.co_filename):
+                f = f.f_back
+            self._modules.append((module, self._seq_hi, (f.f_code.co_filename, f.f_lineno) if f else None))
 
     def _note_module(self, module: Any) -> None:
         # The caller is the module running on this thread now: it names a module built inside

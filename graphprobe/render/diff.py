@@ -29,9 +29,9 @@ def _cut(c: CutRef) -> str:
 def render_diff(d: ReportDiff) -> str:
     """The diff as text, one section per kind of change; sections with nothing are left out."""
     if d.regressed:
-        lost = sum(len(c.lost) for c in d.changes)
+        n = sum(len(c.lost) for c in d.changes)
         who = ", ".join(c.loss for c in d.changes if c.lost)
-        head = f"regression: {who} lost {lost} parameter{'s' if lost != 1 else ''} it used to reach"
+        head = f"regression: {who} lost {n} parameter{'s' if n != 1 else ''} it used to reach"
     elif d.empty:
         head = "no change: every loss reaches the same parameters, and no cut appeared or went"
     else:

@@ -244,11 +244,16 @@ def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
         if v is not None and 0 <= v < n:
             frozen.add(v)
     feeds_loss: dict[int, list[str]] = {}
-    producers = g.producers()
+    # The ops right above each loss, in one pass over the edges (a full producers() index would
+    # cost more than the rest of a picture of every node).
+    loss_ids = {lid for lid in g.losses if 0 <= lid < n}
+    above: dict[int, list[int]] = {}
+    for s, d in zip(g.src, g.dst):
+        if d in loss_ids:
+            above.setdefault(d, []).append(s)
     for lid in g.losses:
-        if 0 <= lid < n:
-            for p in producers[lid]:
-                feeds_loss.setdefault(p, []).append(g.label[lid])
+        for p in above.get(lid, ()):
+            feeds_loss.setdefault(p, []).append(g.label[lid])
     failed = {str(e.get("loss")) for e in report.errors if e.get("loss")}
     # Nodes the fast path in _node_line must leave to the general one.
     plain_skip = set(shared_by) | set(unreached) | set(reentry) | set(freed) | frozen
