@@ -115,7 +115,10 @@ class ProbeGraph:
                 g.location[i] = n["location"]
             if n.get("freed"):
                 g.freed.add(i)
+        n = len(nodes)
         for e in report.get("edges", []):
+            if not (0 <= e["source"] < n and 0 <= e["target"] < n):
+                raise ValueError(f"edge {e['source']} -> {e['target']} names a node outside 0..{n - 1}")
             if e.get("kind") == "cut":
                 g.cut_edges.append((e["source"], e["target"], e["cut"]))
             else:

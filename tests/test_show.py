@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphprobe.cli import FORMATS, main, write_report
-from graphprobe.model.findings import Cause, Cut, Opaque, RebuiltLeaf, ScriptError, Unreached
+from graphprobe.model.findings import SEVERITIES, Cause, Cut, Opaque, RebuiltLeaf, ScriptError, Unreached
 from graphprobe.report import Report
 
 SAMPLES = ["case4_numpy.py", "case1_sum.py", "case2_backward_twice.py", "pseudo_lidar.py"]
@@ -158,3 +160,36 @@ def test_show_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "example:" in out and "graphprobe show run.json -o run.svg" in out
     assert set(FORMATS) >= {".svg", ".png", ".html", ".txt", ".dot", ".json"}
+
+
+_text = st.text("ab:.é ", max_size=6)
+_opt = st.none() | _text
+_refs = st.lists(st.fixed_dictionaries({"node": st.integers(0, 99), "op": _opt, "module": _opt}), max_size=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.builds(Cut, severity=st.sampled_from(SEVERITIES), reason=_text, fix=_text,
+                 caused_by=st.none() | st.integers(0, 5), kind=_text, location=_opt, reentry_location=_opt,
+                 from_=st.fixed_dictionaries({"node": st.integers(0, 9)}), sources=st.lists(st.integers(0, 9)),
+                 blocked=st.lists(st.fixed_dictionaries({"loss": _text, "params": st.lists(_text, max_size=3)})),
+                 guess=st.booleans(), ignored=st.booleans(), line=_text, exit_location=_opt, role=_text,
+                 count=st.integers(1, 50))
+       | st.builds(ScriptError, severity=st.sampled_from(SEVERITIES), kind=_text, message=_text, location=_opt,
+                   loss=_opt, nodes=_refs, modules=st.lists(_text, max_size=3), caused_by=st.none() | st.integers(0, 3))
+       | st.builds(RebuiltLeaf, name=_text, node=st.none() | st.integers(0, 9), consumed=st.booleans(),
+                   losses=st.lists(_text, max_size=3), optimizers=st.lists(_text, max_size=2))
+       | st.builds(Unreached, name=_text, module=_opt, cut=st.none() | st.integers(0, 3)))
+def test_every_finding_comes_back_from_its_dict(f) -> None:
+    d = f.to_dict()
+    back = type(f).from_dict(json.loads(json.dumps(d)))
+    assert type(back) is type(f) and back.to_dict() == d
+
+
+def test_a_report_whose_edges_name_no_node_is_refused(sample_report, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    d = sample_report("case1_sum.py").to_dict()
+    d["edges"].append({"source": 0, "target": len(d["nodes"]) + 5, "kind": "data"})
+    (tmp_path / "broken.json").write_text(json.dumps(d))
+    assert main(["show", str(tmp_path / "broken.json"), "-o", str(tmp_path / "x.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "can be read back" in err and err.count("\n") == 1
