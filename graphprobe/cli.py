@@ -69,7 +69,8 @@ one of these names, put it after `--`: everything after `--` goes to the script 
 
 The output format follows the extension: .svg .png .dot .json .txt .html; `-o -` prints the text
 report. Without -o, SCRIPT's name with .svg is written in the current folder and the text report
-is printed.
+is printed. Whenever the report is printed, the script's own output goes to stderr, so stdout
+holds the report alone. An output that is SCRIPT itself (by any path) is refused.
 """
 
 CHECK_HELP = """\
@@ -79,6 +80,8 @@ backward that will fail), else 0: use it to gate CI.
 
 example:
   graphprobe check cor.py && echo "gradient flows"
+  graphprobe check cor.py > report.txt     # the report alone; the script's prints go to stderr
+  graphprobe check cor.py -o report.json   # also keep the report of the run it gated on
 
 As with render, graphprobe's own options are taken wherever they appear; everything after `--`
 goes to the script untouched.
@@ -101,7 +104,7 @@ SUMMARIES = {
 
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
 # Every name here must be an option of _parser (tests/test_cli_polish.py checks it).
-_VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}
+_VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}  # both commands
 _FLAGS = {"--keep-running", "--quiet", "-q", "--no-color"}
 
 
@@ -148,13 +151,16 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("script", help="the Python script to run")
         if name == "render":
             s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
-            s.add_argument("--title", help="title of the picture (default: the verdict)")
-            s.add_argument("--budget", type=int, default=200,
-                           help="visible nodes the picture aims at: what no finding is about folds by "
-                                "module above it (default 200)")
-            s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
-            s.add_argument("--expand", action="append", default=[], metavar="MODULE",
-                           help="draw MODULE in full detail in a collapsed picture (repeatable)")
+        else:  # a CI gate may keep the report of the run it gated on
+            s.add_argument("-o", "--output", help="also write the report to this file "
+                                                  "(.svg .png .dot .json .txt .html)")
+        s.add_argument("--title", help="title of the picture (default: the verdict)")
+        s.add_argument("--budget", type=int, default=200,
+                       help="visible nodes the picture aims at: what no finding is about folds by "
+                            "module above it (default 200)")
+        s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
+        s.add_argument("--expand", action="append", default=[], metavar="MODULE",
+                       help="draw MODULE in full detail in a collapsed picture (repeatable)")
         s.add_argument("--steps", type=int, default=1, help="training steps to capture (default 1)")
         s.add_argument("--keep-running", action="store_true",
                        help="after capture, let the script run to its end with every patch removed")
@@ -344,7 +350,8 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
     lead = rank is None or rank == 0  # the rank that prints the text report and progress
 
     # Where to write, fixed before the script runs: the script may change directory.
-    to_file = args.command == "render" and output != "-"
+    # render writes a file unless -o -; check only with -o FILE (and prints the text report too).
+    to_file = output != "-" and (args.command == "render" or output is not None)
     path = _rank_path(output or os.path.splitext(os.path.basename(args.script))[0] + ".svg", rank)
     if to_file:
         _check_output(output, path, args.script)
@@ -367,26 +374,18 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         _LEFT_THREADS[:] = res.left_threads
         report = res.report
         color = _use_color(args)
-        if args.command == "check":
-            if lead:
-                sys.stdout.write(report.to_text(color=color))
-            code = EXIT_FINDINGS if not report.ok else 0
-        else:
-            if not to_file:
-                if lead:
-                    sys.stdout.write(report.to_text(color=color))
-            else:
-                write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
-                             budget=args.budget)
-                for label, child in res.children:  # one report per child process that trained
-                    root, ext = os.path.splitext(dest)
-                    write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
-                                 expand=tuple(args.expand), budget=args.budget)
-                if not output and lead:
-                    sys.stdout.write(report.to_text(color=color))
-                each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
-                progress(f"graphprobe: wrote {path}{each}")
-            code = 0
+        if to_file:
+            write_report(report, dest, args.title, depth=args.depth, expand=tuple(args.expand),
+                         budget=args.budget)
+            for label, child in res.children:  # one report per child process that trained
+                root, ext = os.path.splitext(dest)
+                write_report(child, f"{root}.{label}{ext}", args.title, depth=args.depth,
+                             expand=tuple(args.expand), budget=args.budget)
+            each = " (each rank writes its own: .rank<RANK> before the extension)" if rank is not None else ""
+            progress(f"graphprobe: wrote {path}{each}")
+        if report_on_stdout and lead:
+            sys.stdout.write(report.to_text(color=color))
+        code = (EXIT_FINDINGS if not report.ok else 0) if args.command == "check" else 0
         if res.interrupted:
             print(f"{tag} interrupted; the report covers the backward calls made before it", file=sys.stderr)
             return EXIT_INTERRUPTED

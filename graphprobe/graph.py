@@ -2,7 +2,8 @@
 
 The walk (:mod:`graphprobe.walk`) fills a :class:`ProbeGraph`; the analyses read it; the renderers
 draw it.  Columns instead of one dict per node keep a 500k-node graph small, and the networkx
-``DiGraph`` is built in bulk on first access only.
+``DiGraph`` (:mod:`graphprobe.nxview`; ``Report.graph`` builds it once, on first access) is
+built in bulk.
 
 Node schema (one row per node, ids are ``0..n-1`` in walk order, stable for the same program):
 
@@ -25,7 +26,8 @@ attribute      meaning
 
 Edges run in data-flow direction (parameter -> op -> loss). ``kind`` is ``data`` for an autograd
 edge and ``cut`` for a cut edge the recorder found (``cut`` then holds its index in ``cuts``).
-Cut edges are not autograd edges: reachability never crosses them.
+Cut edges are not autograd edges: reachability never crosses them, and ``Report.graph`` leaves
+them out (``Report.graph_with_cuts`` has them).
 """
 from __future__ import annotations
 

@@ -93,6 +93,8 @@ _OPAQUE_PACKAGES = frozenset({
 _MODULE_OWN = frozenset(nn.Module().__dict__)  # nn.Module's own attributes (training, _modules...)
 _SCHEDULERS = tuple(c for c in (getattr(torch.optim.lr_scheduler, "LRScheduler", None),
                                  getattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", None)) if c is not None)
+# torch's base of UninitializedParameter and UninitializedBuffer (not in its public stubs).
+_UNINITIALIZED: type = getattr(torch.nn.parameter, "UninitializedTensorMixin")
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), range, slice)
 
 
@@ -139,7 +141,7 @@ def is_uninitialized(t: Any) -> bool:
     Such a tensor raises on ``.shape`` and on hooks; it can't be in any graph until a forward
     initialises it.
     """
-    return isinstance(t, torch.nn.parameter.UninitializedTensorMixin)
+    return isinstance(t, _UNINITIALIZED)
 
 
 @dataclass
@@ -179,7 +181,7 @@ class Known:
         Complexity: O(P + M) over both.
         """
         out = Known(dict(self.params), dict(self.modules), list(self.optimizers),
-                    list(self.uninitialized), dict(self.optimizer_ids))
+                    list(self.uninitialized), dict(self.optimizer_ids), {**other.twins, **self.twins})
         rename: dict[str, str] = {}
         for oid, name in other.optimizer_ids.items():
             new = out.optimizer_ids.get(oid)

@@ -278,7 +278,8 @@ def _loss_steps(roots: Sequence[Root], tr: Any, namespaces: Sequence[Mapping[str
     return out
 
 
-_GUESS_NODE_BUDGET = 50_000  # autograd nodes whose saved tensors one probe compares at most
+_GUESS_NODE_BUDGET = 10_000  # autograd nodes whose saved tensors one probe compares at most
+_GUESS_BLOCK = 1_024  # nodes read between two fits (the search stops at the first block that links)
 
 
 def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int, torch.Tensor],
@@ -291,8 +292,9 @@ def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int
     Notes
     -----
     Only rebuilt leaves are compared, only against saved tensors of the same number of elements
-    (read raw, so no unpack hook runs), at most ``_GUESS_NODE_BUDGET`` nodes: O(N·s) for N nodes
-    with s saved slots each, plus O(numel) per same-size candidate.
+    (read raw, so no unpack hook runs), in walk order from the losses, at most
+    ``_GUESS_NODE_BUDGET`` nodes, stopping once every leaf is linked: O(N·s) for N nodes with s
+    saved slots each, plus O(numel) per same-size candidate, vectorised.
     """
     from .walk import _raw_saved_attrs
 
@@ -308,76 +310,113 @@ def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int
             want.setdefault(t.numel(), []).append((nid, t.detach().reshape(-1).double().cpu()))
     if not want:
         return []
-    # One pass over the nodes collects the candidates (same numel, another loss's graph, each
-    # saved tensor once); then one vectorised affine fit per size compares them all at once.
-    cands: dict[int, list[tuple[int, str, Any, torch.Tensor]]] = {}
-    seen_ptr: set[tuple[int, int]] = set()
-    for k, (fn, nid) in enumerate(fn_node.items()):
-        if k >= _GUESS_NODE_BUDGET:
-            break
-        if g.kind[nid] != "op":
-            continue
-        for attr in _raw_saved_attrs(fn):
-            try:
-                raw = getattr(fn, attr)
-            except Exception:
-                continue
-            for sv in (raw if isinstance(raw, (list, tuple)) else (raw,)):
-                x = getattr(sv, "data", None)
-                if not isinstance(x, torch.Tensor) or x.numel() not in want or x.device.type == "meta":
-                    continue
-                key = (x.data_ptr(), x.numel())
-                if key in seen_ptr:
-                    continue
-                seen_ptr.add(key)
-                cands.setdefault(x.numel(), []).append((nid, attr, fn, x))
+    # The nodes are read in walk order (nearest the losses first), a block at a time: each block's
+    # candidates (same numel, another loss's graph, each saved tensor once) go through one
+    # vectorised affine fit per size, and the search stops once every leaf is linked.
     out: list[CutInput] = []
-    for n, group in cands.items():
-        for leaf, y in want[n]:
-            pool = [c for c in group if not masks[c[0]] & masks[leaf]]
-            hit = _first_affine(pool, y)
-            if hit is None:
-                continue
-            (nid, attr, fn, _), a, b = hit
-            src = nid
-            if "result" not in attr:  # an input of fn: the node that produced it
-                nxt = [fn_node.get(m) for m, _ in fn.next_functions if m is not None]
-                src = next((m for m in nxt if m is not None and g.kind[m] == "op"), nid)
-            what = attr[len("_raw_saved_"):]
-            expr = f"{a:.3g}·x" + (f" + {b:.3g}" if abs(b) > 1e-12 else "")
-            losses = ", ".join(g.label[g.losses[i]] for i in A.reach._bits(masks[nid]))
-            out.append(CutInput([src], consumer[leaf], "value_match",
-                                [("saved " + what + " of " + (g.op[nid] or "?"), None), (expr, None)],
-                                None, None, guess=True, made_requires_grad=True, leaf=leaf,
-                                note=(f"{g.label[leaf]} = {expr}, x the {what} {g.op[nid]} saved in "
-                                      f"{losses}'s graph: linked by value (a guess)")))
+    linked: set[int] = set()
+    leaf_mask = 0
+    for nid in leaves:
+        leaf_mask |= masks[nid]
+    seen_ptr: set[tuple[int, int]] = set()
+    n_want = sum(len(ws) for ws in want.values())
+    items = iter(fn_node.items())
+    for lo in range(0, min(len(fn_node), _GUESS_NODE_BUDGET), _GUESS_BLOCK):
+        cands: dict[int, list[tuple[int, str, Any, torch.Tensor]]] = {}
+        for _ in range(min(_GUESS_BLOCK, _GUESS_NODE_BUDGET - lo)):
+            fn, nid = next(items, (None, -1))
+            if fn is None:
+                break
+            if g.kind[nid] != "op" or (masks[nid] | leaf_mask) == leaf_mask and masks[nid] & leaf_mask:
+                continue  # only in the leaves' own graphs: not "another loss's" saved tensor
+            for attr in _raw_saved_attrs(fn):
+                try:
+                    raw = getattr(fn, attr)
+                except Exception:
+                    continue
+                for sv in (raw if isinstance(raw, (list, tuple)) else (raw,)):
+                    x = getattr(sv, "data", None)
+                    if not isinstance(x, torch.Tensor):
+                        continue
+                    n = x.numel()
+                    if n not in want or x.is_meta:
+                        continue
+                    key = (x.data_ptr(), n)
+                    if key not in seen_ptr:
+                        seen_ptr.add(key)
+                        cands.setdefault(n, []).append((nid, attr, fn, x))
+        for n, group in cands.items():
+            for leaf, y in want[n]:
+                if leaf in linked:
+                    continue
+                hit = _first_affine([c for c in group if not masks[c[0]] & masks[leaf]], y)
+                if hit is None:
+                    continue
+                linked.add(leaf)
+                out.append(_guessed_cut(g, fn_node, masks, consumer[leaf], leaf, *hit))
+        if len(linked) == n_want:
+            break
     return out
 
 
-_FIT_CHUNK = 1 << 22  # elements stacked for one vectorised fit (32 MiB of float64)
+def _guessed_cut(g: ProbeGraph, fn_node: Mapping[Any, int], masks: Sequence[int], dst: int, leaf: int,
+                 cand: tuple[int, str, Any, torch.Tensor], a: float, b: float) -> CutInput:
+    """The guessed cut for ``leaf``, from the node that made the saved tensor it matches."""
+    nid, attr, fn, _ = cand
+    src = nid
+    if "result" not in attr:  # an input of fn: the node that produced it
+        nxt = [fn_node.get(m) for m, _ in fn.next_functions if m is not None]
+        src = next((m for m in nxt if m is not None and g.kind[m] == "op"), nid)
+    what = attr[len("_raw_saved_"):]
+    expr = f"{a:.3g}·x" + (f" + {b:.3g}" if abs(b) > 1e-12 else "")
+    losses = ", ".join(g.label[g.losses[i]] for i in A.reach._bits(masks[nid]))
+    return CutInput([src], dst, "value_match", [("saved " + what + " of " + (g.op[nid] or "?"), None), (expr, None)],
+                    None, None, guess=True, made_requires_grad=True, leaf=leaf,
+                    note=(f"{g.label[leaf]} = {expr}, x the {what} {g.op[nid]} saved in {losses}'s graph: "
+                          "linked by value (a guess)"))
+
+
+def _fit(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row of ``X``: ``a``, ``b`` of the least-squares ``y ≈ a·x + b``, and whether it holds."""
+    xm = X.mean(dim=1, keepdim=True)
+    dx = X - xm
+    dy = y - y.mean()
+    var = (dx * dx).sum(dim=1)
+    a = (dx * dy).sum(dim=1) / var.clamp_min(1e-300)
+    b = y.mean() - a * xm[:, 0]
+    err = (a[:, None] * X + b[:, None] - y).abs().amax(dim=1)
+    scale = float(y.abs().max()) + 1e-12
+    return a, b, (var > 1e-18) & (a.abs() > 1e-12) & (err <= 1e-5 * scale)
 
 
 def _first_affine(pool: Sequence[tuple[int, str, Any, torch.Tensor]],
                   y: torch.Tensor) -> tuple[tuple[int, str, Any, torch.Tensor], float, float] | None:
-    """The first candidate ``x`` with ``y == a·x + b`` (float32 precision), with ``a`` and ``b``."""
+    """The first candidate ``x`` with ``y == a·x + b`` (float32 precision), with ``a`` and ``b``.
+
+    16 evenly spaced elements screen every candidate at once; only those that pass are fitted
+    on all their elements. O(16·C + n·S) for C candidates and S survivors of n elements.
+    """
+    if not pool:
+        return None
     n = y.numel()
-    per = max(1, _FIT_CHUNK // n)
-    ym = y.mean()
-    dy = y - ym
-    scale = float(y.abs().max()) + 1e-12
-    for lo in range(0, len(pool), per):
-        chunk = pool[lo:lo + per]
-        X = torch.stack([c[3].detach().reshape(-1).to("cpu", torch.float64) for c in chunk])
-        dx = X - X.mean(dim=1, keepdim=True)
-        var = (dx * dx).sum(dim=1)
-        a = (dx * dy).sum(dim=1) / var.clamp_min(1e-300)
-        b = ym - a * X.mean(dim=1)
-        err = (a[:, None] * X + b[:, None] - y).abs().amax(dim=1)
-        ok = (var > 1e-18) & (a.abs() > 1e-12) & (err <= 1e-5 * scale)
-        idx = torch.nonzero(ok).flatten()
-        if idx.numel():
-            i = int(idx[0])
-            return chunk[i], float(a[i]), float(b[i])
+    idx = torch.linspace(0, n - 1, min(n, 16)).long()
+    with torch.no_grad():
+        flat = [c[3].reshape(-1) for c in pool]
+        if n <= 4096 and len({f.device for f in flat}) == 1:  # small: one stack, then 16 columns
+            X = torch.stack(flat)[:, idx.to(flat[0].device)].to("cpu", torch.float64)
+        else:  # large: 16 elements of each, without copying whole tensors
+            X = torch.stack([f[idx.to(f.device)].cpu() for f in flat]).to(torch.float64)
+        return _screened(pool, flat, X, y, idx)
+
+
+def _screened(pool: Sequence[tuple[int, str, Any, torch.Tensor]], flat: Sequence[torch.Tensor], X: torch.Tensor,
+              y: torch.Tensor, idx: torch.Tensor) -> tuple[tuple[int, str, Any, torch.Tensor], float, float] | None:
+    """The first candidate whose 16 screened elements fit, confirmed on all of them."""
+    _, _, ok = _fit(X, y[idx])
+    for i in torch.nonzero(ok).flatten().tolist():
+        a, b, full = _fit(flat[i].to("cpu", torch.float64)[None, :], y)
+        if bool(full[0]):
+            return pool[i], float(a[0]), float(b[0])
     return None
 
 

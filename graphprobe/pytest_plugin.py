@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import types
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import pytest
 
@@ -127,8 +127,8 @@ def _file_name(nodeid: str) -> str:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield  # pluggy's Result (an old-style hookwrapper works with every pytest since 3)
     rep = outcome.get_result()
     folder = item.config.getoption("--graphprobe-report")
     if not folder or rep.when != "call" or not rep.failed:

@@ -158,7 +158,7 @@ class _Call:
 
 def _caller_is_torch(depth: int) -> bool:
     """True when the frame ``depth`` levels up (the caller of a wrapped backward) is torch's own."""
-    f = sys._getframe(depth + 1)
+    f: Any = sys._getframe(depth + 1)
     while f is not None and f.f_code.co_filename.startswith(_GP_DIR):
         f = f.f_back
     return f is not None and f.f_code.co_filename.startswith(_TORCH_DIR)
@@ -263,8 +263,9 @@ class _Capture:
             return cap.around(ts, _retain(args, kwargs, 2, 3),
                               lambda: orig_grad(outputs, *args, **kwargs), confirmable=False)
 
+        ours: Any
         for ours, orig in ((tensor_backward, orig_tb), (autograd_backward, orig_ab), (autograd_grad, orig_grad)):
-            ours.__wrapped__ = orig  # type: ignore[attr-defined]
+            ours.__wrapped__ = orig  # the recorder knows our wrappers by this
         self._patch(torch.Tensor, "backward", tensor_backward)
         self._patch(torch.autograd, "backward", autograd_backward)
         self._patch(torch.autograd, "grad", autograd_grad)
@@ -433,7 +434,10 @@ class _Capture:
             f"optimizer steps per step): {why}; the report covers the backward calls made so far")
 
     def opt_name(self, opt: Any) -> str:
-        nm = name_of(opt, frame_namespaces(self.frame)) if self.frame is not None else None
+        # The name the report gives it (self.opt, opts["g"]), else the frame's, else its class.
+        nm = self.known.optimizer_ids.get(id(opt)) if self.known is not None else None
+        if nm is None and self.frame is not None:
+            nm = name_of(opt, frame_namespaces(self.frame))
         return nm or type(opt).__name__
 
     # -- rounds ---------------------------------------------------------------------------
@@ -603,8 +607,8 @@ class _Capture:
         # Snapshot what belongs to this step now: the next iteration rebinds names and re-records.
         self.snapshot.add(self.tr)
         fns, leaves = frame_tensors(frame)
-        for k, v in fns.items():
-            self.fn_names.setdefault(k, v)
+        for k, nm in fns.items():
+            self.fn_names.setdefault(k, nm)
         for k2, v2 in leaves.items():
             self.leaf_names.setdefault(k2, v2)
 
@@ -780,9 +784,7 @@ class _Capture:
         stepped_ids = {id(p) for o in live if id(o) in self.ever_stepped for g in o.param_groups for p in g["params"]}
         ids = {id(p) for o in unstepped for g in o.param_groups for p in g["params"]} - stepped_ids
         if ids:
-            from .names import collect_known
-
-            known = collect_known(self.frame)
+            known = self.known if self.known is not None else collect_known(self.frame, registry=self.tr)
             names = sorted(known.params[i].name for i in ids if i in known.params)
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
             self.notes.append(f"{', '.join(self.opt_name(o) for o in unstepped)} did not step in the captured "

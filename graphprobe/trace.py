@@ -580,6 +580,18 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return tuple(dict.fromkeys(fns))[:_MAX_SOURCES], tuple(params)[:_MAX_SOURCES]
 
 
+def _recorder_bug(e: BaseException, where: str) -> BaseException:
+    """The recorder's own bookkeeping failed after the script's op ran: graphprobe's bug.
+
+    Under ``render``/``check`` it is the runner's ``_GraphprobeBug``, a BaseException that the
+    script's ``except Exception`` can't take for its own and the CLI reports as graphprobe's
+    crash (exit 70); in-process it stops the program the same way, loudly.
+    """
+    from .runner import _GraphprobeBug  # here, not at the top: runner imports this module
+
+    return _GraphprobeBug(f"graphprobe's recorder failed in {where}: {type(e).__name__}: {e}")
+
+
 def _no_grad_prov(provs: list[Provenance], req: list[torch.Tensor], exit_op: str, op: str,
                   loc: str | None) -> Provenance:
     """What an op (or a write) under ``no_grad`` hands on: the tags it read, each its own part
@@ -666,7 +678,10 @@ class _Mode(TorchFunctionMode):
         # (isinstance, not type(): x.max(dim=0) returns a namedtuple, and its node must move the
         # sequence mark too, or the next module call would claim it)
         if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor)):
-            tr._after_op(func, args, kwargs, out)
+            try:
+                tr._after_op(func, args, kwargs, out)
+            except Exception as e:  # graphprobe's bookkeeping, not the script's op
+                raise _recorder_bug(e, "_after_op") from e
         return out
 
     # exits
@@ -753,14 +768,20 @@ class _Mode(TorchFunctionMode):
         # x.new_tensor(data) reads data, not x
         data = (args[1] if len(args) > 1 else kwargs.get("data")) if func is _T.new_tensor else \
             (args[0] if args else kwargs.get("data"))
-        self.tr._from_data(out, data, _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor")))
+        try:
+            self.tr._from_data(out, data, _FACTORIES_FROM_DATA.get(func, getattr(func, "__name__", "tensor")))
+        except Exception as e:
+            raise _recorder_bug(e, "_from_data") from e
         return out
 
     # writes
     def _setitem(self, func: Any, args: Any, kwargs: Any) -> Any:
         out = func(*args, **kwargs)
         if len(args) >= 3 and isinstance(args[0], torch.Tensor):
-            self.tr._after_write(args[0], args[2], "[…] =")
+            try:
+                self.tr._after_write(args[0], args[2], "[…] =")
+            except Exception as e:
+                raise _recorder_bug(e, "_after_write") from e
         return out
 
 

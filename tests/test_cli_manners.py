@@ -41,10 +41,26 @@ def test_top_level_help_lists_whole_sentences(capsys):
 def test_every_flag_the_splitter_knows_is_an_option():
     # _split decides what is ours by these names; one that _parser lacks (once --color) makes
     # `check x.py --color` a usage error instead of an argument for the script.
-    known: set[str] = set()
-    for action in _parser()._subparsers._group_actions[0].choices["render"]._actions:  # type: ignore[union-attr]
-        known.update(action.option_strings)
-    assert cli._FLAGS | cli._VALUED <= known, (cli._FLAGS | cli._VALUED) - known
+    for command in ("render", "check"):
+        known: set[str] = set()
+        for action in _parser()._subparsers._group_actions[0].choices[command]._actions:  # type: ignore[union-attr]
+            known.update(action.option_strings)
+        assert cli._FLAGS | cli._VALUED <= known, (command, (cli._FLAGS | cli._VALUED) - known)
+
+
+def test_check_keeps_the_report_it_gated_on(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", CASE4, "-o", "gate.json", "-q"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("graphprobe: 2 losses") and "numpy cut at case4_numpy.py:26" in out
+    d = json.loads((tmp_path / "gate.json").read_text())
+    assert d["findings"]["error"] >= 1 and d["schema"] == 1
+    assert os.listdir(tmp_path) == ["gate.json"]
+    (tmp_path / "s.py").write_text(Path(CASE4).read_text())
+    assert main(["check", "s.py", "-o", "s.py", "-q"]) == 2
+    assert "is the script" in capsys.readouterr().err
 
 
 # -- usage errors -------------------------------------------------------------------------------

@@ -595,3 +595,28 @@ def test_loop_spans_say_which_bindings_are_inside_a_loop():
     loop = (first + 2, first + 3)
     assert spans is not None
     assert {k: sorted(v, key=str) for k, v in spans.items()} == {"total": sorted([None, loop], key=str), "x": [loop]}
+
+
+def test_notes_name_an_optimizer_that_never_stepped_as_the_report_does(tmp_path):
+    rep = _run(tmp_path, """
+        import torch
+        from torch import nn
+
+        class Trainer:
+            def __init__(self):
+                self.a, self.b = nn.Linear(3, 1), nn.Linear(3, 1)
+                self.opt_a = torch.optim.SGD(self.a.parameters(), lr=0.1)
+                self.opt_b = torch.optim.SGD(self.b.parameters(), lr=0.1)  # built, never stepped
+
+            def fit(self, x):
+                loss = self.a(x).sum()
+                self.opt_a.zero_grad()
+                loss.backward()
+                self.opt_a.step()
+
+        trainer = Trainer()
+        for _ in range(3):
+            trainer.fit(torch.randn(2, 3))
+    """)
+    assert _names(rep)["self.b.weight"] == ["self.opt_b"]
+    assert any("self.opt_b did not step" in n for n in rep.notes), rep.notes

@@ -110,7 +110,7 @@ def test_pseudo_lidar_no_grad_around_bev_stacking_is_error_at_the_with_line(tmp_
     assert cut["kind"] == "no_grad" and cut["severity"] == "error"
     assert cut["exit_location"].endswith(f":{stack_line}")
     assert cut["line"].startswith("with torch.no_grad():")
-    assert f"out of the `with torch.no_grad():` at line {with_line}" in cut["fix"]
+    assert f"out of the `with torch.no_grad():` at prog.py:{with_line}" in cut["fix"]
     assert {"loss": "det_loss", "params": [p for p in cut["blocked"][0]["params"]]} in cut["blocked"]
     assert f"prog.py:{with_line}" in d["verdict"] and not any(c["severity"] == "info" for c in _live(d))
     starved = d["causes"][0]["starves"]
@@ -426,3 +426,32 @@ def test_a_loss_term_added_as_a_constant_is_error(tmp_path, capsys):
     assert cut["severity"] == "error" and cut["role"] == "loss_term"
     assert f"prog.py:{line}" in d["verdict"]
     assert "keep the tensor" in cut["fix"]
+
+
+def test_no_grad_around_a_helper_in_another_file_points_at_the_with_line(tmp_path, capsys):
+    """The e2e code's voxelizer runs in its own file, called from inside the caller's block."""
+    (tmp_path / "voxel.py").write_text(textwrap.dedent("""
+        import torch
+        def voxelize(d):
+            a = d[:, 0] * 2.0  # OP
+            return torch.stack([a, a + 1], 1)
+    """), encoding="utf-8")
+    d = _run(tmp_path, capsys, """
+        from voxel import voxelize
+        depth_net, det = nn.Linear(4, 4), nn.Linear(4, 1)
+        opt = torch.optim.Adam(list(depth_net.parameters()) + list(det.parameters()))
+        for _ in range(2):
+            depth = depth_net(torch.rand(3, 4)).view(3, 2, 2)
+            depth_loss = depth.pow(2).mean()
+            with torch.no_grad():  # WITH
+                bev = voxelize(depth)
+            det_loss = det(bev.reshape(3, 4)).sum()
+            opt.zero_grad()
+            (depth_loss + det_loss).backward()
+            opt.step()
+    """)
+    with_line = _line_of(tmp_path, "# WITH")
+    (cut,) = _live(d)
+    assert cut["severity"] == "error" and cut["location"].endswith(f"prog.py:{with_line}")
+    # The op ran in a helper the block called: the recorder locates the cut at the with line itself.
+    assert f"prog.py:{with_line}" in d["verdict"]

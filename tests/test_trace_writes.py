@@ -623,8 +623,14 @@ def test_torch_compile_under_trace_leaves_no_mode(nets, tmp_path):
     )
     import torch.nn.modules.module as mm
 
+    import torch._dynamo
+
     hooks = (dict(mm._global_forward_pre_hooks), dict(mm._global_forward_hooks))
-    code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
+    torch._dynamo.reset()
+    try:
+        code = cli.main(["render", str(script), "-o", str(tmp_path / "g.json"), "--keep-running", "-q"])
+    finally:
+        torch._dynamo.reset()  # compiled code of nn.Sequential.forward must not reach other tests
     assert code in (0, 1), code
     assert (tmp_path / "compiled.py.done").exists()  # the script ran to its end
     assert _mode_stack() == []
@@ -699,3 +705,25 @@ def test_no_grad_op_in_the_same_function_is_reported_at_the_op(nets):
         return det(g).mean()
 
     run(program, nets, ["no_grad"])
+
+
+def test_a_crash_in_the_recorder_is_graphprobes_not_the_scripts(tmp_path, monkeypatch, capsys):
+    from graphprobe import cli
+    from graphprobe.trace import Trace
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("broken bookkeeping")
+
+    monkeypatch.setattr(Trace, "_after_op", broken)
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import torch\nfrom torch import nn\nnet = nn.Linear(3, 2)\n"
+        "try:\n    loss = net(torch.ones(4, 3)).sum()\n    loss.backward()\n"
+        "except Exception as e:  # the script's own handler never sees graphprobe's crash\n"
+        "    open(__file__ + '.caught', 'w').write(repr(e))\n"
+    )
+    rc = cli.main(["render", str(script), "-o", str(tmp_path / "g.json")])
+    err = capsys.readouterr().err
+    assert rc == 70 and "broken bookkeeping" in err, err
+    assert not (tmp_path / "s.py.caught").exists()
+    assert _mode_stack() == []

@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="where runs go (default: a temp dir, removed after)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--no-injections", action="store_true")
+    ap.add_argument("--results", default=None, metavar="RESULTS.md",
+                    help="also write the lines into this file's 'Real code' section (benchmarks/RESULTS.md)")
     a = ap.parse_args(argv)
     if not os.path.isfile(os.path.join(a.checkout, "mnist", "main.py")):
         print(f"examples.py: {a.checkout} is not a pytorch/examples checkout", file=sys.stderr)
@@ -325,11 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     n = sum(r.ok for r in results)
     base = [r for r in results if "+" not in r.case]
     injs = [r for r in results if "+" in r.case]
-    print(f"{n}/{len(results)}  (examples {sum(r.ok for r in base)}/{len(base)}, "
-          f"injections {sum(r.ok for r in injs)}/{len(injs)}; {time.monotonic() - t0:.0f}s)")
+    total = f"{n}/{len(results)}  (examples {sum(r.ok for r in base)}/{len(base)}, injections " \
+            f"{sum(r.ok for r in injs)}/{len(injs)}; {time.monotonic() - t0:.0f}s)"
     if a.json:
         with open(a.json, "w") as fh:
             json.dump([r.__dict__ for r in results], fh, indent=1, default=str)
+    print(total)
+    if a.results:
+        body = [common.machine_line() + ".", "",
+                f"graphprobe: {common.graphprobe_commit(a.graphprobe)}; pytorch/examples at 77f55b9; "
+                f"`python benchmarks/realworld/examples.py <checkout>`.", "", "```",
+                *[r.line() for r in results], total, "```"]
+        common.write_results(a.results, "examples", "pytorch/examples", body)
     return 0 if n == len(results) else 1
 
 

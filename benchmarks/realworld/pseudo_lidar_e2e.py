@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--graphprobe", default=common.REPO, help="the graphprobe tree to test (default: this one)")
     ap.add_argument("--work", default=None, help="where runs go (default: a temp dir, removed after)")
     ap.add_argument("--timeout", type=float, default=480.0, help="seconds per run (default 480)")
+    ap.add_argument("--results", default=None, metavar="RESULTS.md",
+                    help="also write the lines into this file's 'Real code' section (benchmarks/RESULTS.md)")
     a = ap.parse_args(argv)
     if not os.path.isfile(os.path.join(a.checkout, "PIXOR", "train_pixor_e2e.py")):
         print(f"pseudo_lidar_e2e.py: {a.checkout} has no PIXOR/train_pixor_e2e.py", file=sys.stderr)
@@ -279,15 +281,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.monotonic()
     n = 0
+    lines = []
     try:
         for form in forms:
             ok, why, secs = run_form(form, os.path.abspath(a.checkout), work, os.path.abspath(a.graphprobe), a.timeout)
             n += ok
-            print(f"{'PASS' if ok else 'FAIL'}  {form:<8} {secs:6.1f}s  {why}".rstrip(), flush=True)
+            lines.append(f"{'PASS' if ok else 'FAIL'}  {form:<8} {secs:6.1f}s  {why}".rstrip())
+            print(lines[-1], flush=True)
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{n}/{len(forms)}  ({time.monotonic() - t0:.0f}s)")
+    lines.append(f"{n}/{len(forms)}  ({time.monotonic() - t0:.0f}s)")
+    print(lines[-1])
+    if a.results:
+        body = [common.machine_line() + ".", "",
+                f"graphprobe: {common.graphprobe_commit(a.graphprobe)}; End-to-End Pseudo-LiDAR at "
+                f"{common.graphprobe_commit(a.checkout) if os.path.isdir(os.path.join(a.checkout, '.git')) else 'HEAD (7392635)'}; "
+                "`python benchmarks/realworld/pseudo_lidar_e2e.py <checkout>`.", "", "```", *lines, "```"]
+        common.write_results(a.results, "e2e", "End-to-End Pseudo-LiDAR (PIXOR e2e, one CPU step)", body)
     return 0 if n == len(forms) else 1
 
 

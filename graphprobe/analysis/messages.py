@@ -7,11 +7,10 @@ helpers read the user's file through ``linecache`` (the runner puts a relative s
 """
 from __future__ import annotations
 
-import ast
-import linecache
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..locations import short_location, split_location
+from ..source import enclosing_no_grad, source_line
 
 __all__ = ["source_line", "enclosing_no_grad", "cut_reason", "cut_fix", "numpy_equivalents", "join_capped",
            "FIX_FREED", "FIX_UNREACHED", "MAX_LINE"]
@@ -35,64 +34,6 @@ _NP_TO_TORCH = {
     "np.sin": "torch.sin", "np.cos": "torch.cos", "np.hstack": "torch.hstack", "np.vstack": "torch.vstack",
 }
 _ARITH = {"×", "+", "−", "÷", "**", "//"}
-
-_SOURCE_CACHE: dict[str, tuple[int, Any]] = {}
-
-
-def source_line(loc: str | None) -> str:
-    """The stripped source line at ``loc`` (``path:line``), or ``""``."""
-    path, line = split_location(loc)
-    if line is None:
-        return ""
-    return linecache.getline(path, line).strip()
-
-
-def _tree(path: str) -> Any:
-    lines = linecache.getlines(path)
-    key = len(lines)
-    hit = _SOURCE_CACHE.get(path)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    try:
-        tree: Any = ast.parse("".join(lines)) if lines else None
-    except (SyntaxError, ValueError):
-        tree = None
-    _SOURCE_CACHE[path] = (key, tree)
-    return tree
-
-
-def _is_no_grad(expr: ast.AST) -> bool:
-    text = ast.unparse(expr) if hasattr(ast, "unparse") else ""
-    return "no_grad" in text or "inference_mode" in text or "set_grad_enabled(False" in text
-
-
-def enclosing_no_grad(loc: str | None) -> str | None:
-    """``path:N`` of the innermost ``with torch.no_grad():`` (or ``@torch.no_grad()``) around ``loc``.
-
-    Notes
-    -----
-    Parses the file once (cached); O(nodes of the file) the first time, then O(nodes) per call.
-    """
-    path, line = split_location(loc)
-    if line is None:
-        return None
-    tree = _tree(path)
-    if tree is None:
-        return None
-    best: int | None = None
-    for node in ast.walk(tree):
-        start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
-        if start is None or end is None or not (start <= line <= end):
-            continue
-        if isinstance(node, (ast.With, ast.AsyncWith)) and any(_is_no_grad(it.context_expr) for it in node.items):
-            if node.lineno < line and (best is None or node.lineno > best):
-                best = node.lineno
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for dec in node.decorator_list:
-                if _is_no_grad(dec) and (best is None or dec.lineno > best):
-                    best = dec.lineno
-    return f"{path}:{best}" if best is not None else None
-
 
 def join_capped(names: Sequence[str], limit: int = 4) -> str:
     """``a, b, c, d … and 255 more``."""
@@ -141,7 +82,7 @@ def cut_reason(key: str, kind: str, src: str | None, dst: str | None, blocked: S
         "detach_two_readings": f"{what} carries {up} output into {down}, and {up} is trained by {by or 'its own loss'}: "
                                f"layer-local training means it, but if {losses} should train {up} too "
                                "(the Cor bug), this detach is the bug",
-        "starves": f"{what} is the only route from {up} to {losses}: {up}'s parameters get no gradient",
+        "starves": f"{what} cuts the only route from {up} to {losses}: {up}'s parameters get no gradient",
         "round_trip": f"{what} carries {up} output into {down}: {losses} cannot train {up}"
                       + (f", though {by} does" if by else ""),
     }
@@ -157,7 +98,7 @@ def cut_fix(kind: str, severity: str, chain: Sequence[str], with_location: str |
     if severity == "info":
         return "nothing to fix if this is intended; add '# graphprobe: ignore' on the line to silence it"
     if kind == "no_grad":
-        where = f" at line {split_location(with_location)[1]}" if with_location else ""
+        where = f" at {short_location(with_location)}" if with_location else ""
         return (f"move the call out of the `with torch.no_grad():`{where}, so the loss's gradient "
                 "reaches the module upstream")
     if kind == "numpy":

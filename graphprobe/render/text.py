@@ -26,7 +26,7 @@ def render_text(report: "Report", color: bool = False) -> str:
     def tag(sev: str) -> str:
         return c(sev, f"[{sev}]")
 
-    lines: list[str] = [c("bold", "graphprobe: " + report.verdict()), ""]
+    lines: list[str] = [c("bold", ln) for ln in _wrap("graphprobe: ", report.verdict(), "  ")] + [""]
     params = [p for p in report.params if not p["frozen"]]
     losses = [l["name"] for l in report.losses]
     lines.append(c("bold", "Reaches") + "  (which loss sends gradient to which parameter)")
@@ -134,7 +134,11 @@ def _cause_lines(report: "Report", cause: Any, tag: Any) -> list[str]:
         n = len(st.params)
         of = f", for {_join(st.losses, 3)}" if st.losses else ""
         names = f" ({_join(st.params)})" if n > 1 else f" ({st.params[0]})"
-        out.append(_cap(f"      starves {st.module}: {n} parameter{'s' if n != 1 else ''}{held}{of}{names}"))
+        if cause.severity == "info":  # an intended cut keeps these out of one loss; nothing is starved
+            out.append(_cap(f"      keeps {st.module} ({n} parameter{'s' if n != 1 else ''}{held}) out of "
+                            f"{_join(st.losses, 3) or 'the loss'}"))
+        else:
+            out.append(_cap(f"      starves {st.module}: {n} parameter{'s' if n != 1 else ''}{held}{of}{names}"))
     explained = [getattr(report, k)[i] for k, i in cause.explains if i < len(getattr(report, k))]
     leaves = [d["name"] for d in explained if d.get("kind") == "reentry_leaf"]
     if leaves:
