@@ -63,6 +63,11 @@ PROFILES = {
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]),
 }
 MIN_PROGRAMS = {"ci": 750, "long": 4500}
+# The default test run checks a quick share of each fuzzer's programs; its `slow` twin (run by
+# .ci/run as a second pytest call) checks the full count, on other programs (hypothesis seeds a
+# derandomized run by the test's name). GRAPHPROBE_FUZZ=long makes only the full twins long.
+QUICK = settings(PROFILES["ci"], max_examples=150)
+MIN_QUICK = 140
 
 TMP_DIR = tempfile.mkdtemp(prefix="graphprobe_fuzz_")
 _FILE_NO = itertools.count()
@@ -462,17 +467,31 @@ NUMPY_MEETS_DETACH = Program(3, (Mod("top", (0,), "sum", "link", (_plain("direct
                              ((2,),))
 
 
-@PROFILES[PROFILE]
+def _counted(prog: Program, counter: dict[str, int]) -> None:
+    try:
+        check_program(prog)
+    except BaseException:
+        counter["failed"] += 1
+        raise
+    counter["programs"] += 1
+
+
+@QUICK
 @given(programs())
 @example(TWO_EXITS_MEET)
 @example(NUMPY_MEETS_DETACH)
 def test_generated_programs_match_autograd(prog):
-    try:
-        check_program(prog)
-    except BaseException:
-        CHECKED["failed"] += 1
-        raise
-    CHECKED["programs"] += 1
+    _counted(prog, CHECKED)
+
+
+CHECKED_FULL = {"programs": 0, "failed": 0}
+
+
+@pytest.mark.slow
+@PROFILES[PROFILE]
+@given(programs())
+def test_generated_programs_match_autograd_full(prog):
+    _counted(prog, CHECKED_FULL)
 
 
 def check_program(prog: Program) -> None:
@@ -497,14 +516,23 @@ def check_program(prog: Program) -> None:
         f"missing {sorted(expected - reported)}, invented {sorted(reported - expected)}{why}")
 
 
-def test_generated_programs_ran_enough(request):
-    """The fuzzer really checked several hundred programs (thousands with GRAPHPROBE_FUZZ=long)."""
-    ran_fuzzer = any(item.name == "test_generated_programs_match_autograd" for item in request.session.items)
-    if not ran_fuzzer:
-        pytest.skip("the program fuzzer was not selected in this run")
-    if CHECKED["failed"]:
+def _ran_enough(request: pytest.FixtureRequest, name: str, counter: dict[str, int], least: int) -> None:
+    if not any(item.name == name for item in request.session.items):
+        pytest.skip(f"{name} was not selected in this run")
+    if counter["failed"]:
         pytest.skip("the program fuzzer failed (its report has the program); the count means nothing")
-    assert CHECKED["programs"] >= MIN_PROGRAMS[PROFILE], CHECKED
+    assert counter["programs"] >= least, counter
+
+
+def test_generated_programs_ran_enough(request):
+    """The quick fuzzer really checked over a hundred programs."""
+    _ran_enough(request, "test_generated_programs_match_autograd", CHECKED, MIN_QUICK)
+
+
+@pytest.mark.slow
+def test_generated_programs_full_ran_enough(request):
+    """The full fuzzer really checked several hundred programs (thousands with GRAPHPROBE_FUZZ=long)."""
+    _ran_enough(request, "test_generated_programs_match_autograd_full", CHECKED_FULL, MIN_PROGRAMS[PROFILE])
 
 
 # -- step shapes: whole training steps, run by the runner ---------------------------------------
@@ -619,10 +647,22 @@ def _step_reach(rep) -> list:
     return sorted(sorted(v) for v in by_loss.values())
 
 
-@settings(max_examples=STEP_EXAMPLES[PROFILE], deadline=None, derandomize=PROFILE == "ci", database=None,
+@settings(max_examples=10, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(step_programs())
 def test_generated_step_shapes_capture_the_whole_step(prog):
+    check_step_program(prog)
+
+
+@pytest.mark.slow
+@settings(max_examples=STEP_EXAMPLES[PROFILE], deadline=None, derandomize=PROFILE == "ci", database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(step_programs())
+def test_generated_step_shapes_capture_the_whole_step_full(prog):
+    check_step_program(prog)
+
+
+def check_step_program(prog: StepProgram) -> None:
     import json
     import runpy
 
@@ -818,10 +858,17 @@ HELD_SETTINGS = {
 }
 
 
-@HELD_SETTINGS[PROFILE]
+@settings(HELD_SETTINGS["ci"], max_examples=20)
 @given(held_programs())
 @example(HeldProgram(("attr", "closure", "dict"), (False, True), (0, None, 1), ("hidden", "dict"), (0,), True, False))
 def test_models_and_optimizers_held_on_objects_are_named_by_their_path(prog):
+    check_held_program(prog)
+
+
+@pytest.mark.slow
+@HELD_SETTINGS[PROFILE]
+@given(held_programs())
+def test_models_and_optimizers_held_on_objects_are_named_by_their_path_full(prog):
     check_held_program(prog)
 
 
@@ -925,10 +972,22 @@ def generate_writes(prog: WProgram) -> tuple[str, list[tuple[int, str, int]]]:
 CHECKED_WRITES = {"programs": 0}
 
 
-@settings(max_examples=150 if PROFILE == "ci" else 2000, deadline=None, derandomize=PROFILE == "ci",
+@settings(max_examples=50, deadline=None, derandomize=True,
           database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(write_programs())
 def test_generated_write_programs_match_autograd(prog):
+    check_write_program(prog)
+
+
+@pytest.mark.slow
+@settings(max_examples=150 if PROFILE == "ci" else 2000, deadline=None, derandomize=PROFILE == "ci",
+          database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(write_programs())
+def test_generated_write_programs_match_autograd_full(prog):
+    check_write_program(prog)
+
+
+def check_write_program(prog) -> None:
     text, cuts = generate_writes(prog)
     path = os.path.join(TMP_DIR, f"wprog_{next(_FILE_NO)}.py")
     with open(path, "w") as fh:

@@ -13,6 +13,7 @@ import inspect
 import os
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,9 +92,20 @@ programs = st.integers(2, 5).flatmap(lambda n: st.tuples(
 ))
 
 
-@settings(settings.get_profile(PROFILE))
+@settings(settings.get_profile("ci"), max_examples=50)
 @given(programs)
 def test_reaches_equal_autograd_oracle(program):
+    check_oracle_program(program)
+
+
+@pytest.mark.slow
+@settings(settings.get_profile(PROFILE))
+@given(programs)
+def test_reaches_equal_autograd_oracle_full(program):
+    check_oracle_program(program)
+
+
+def check_oracle_program(program) -> None:
     n, links, loss_terms = program
     torch.manual_seed(0)
     mods = [nn.Linear(4, 4) for _ in range(n)]
