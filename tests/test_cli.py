@@ -480,6 +480,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_python_dash_m_render_subprocess(tmp_path):
     out = tmp_path / "case4b.json"
     done = subprocess.run(

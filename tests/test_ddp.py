@@ -57,6 +57,7 @@ def _torchrun(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
 def test_torchrun_ddp_unreached_aux_head(tmp_path):
     p = _torchrun(tmp_path, _tool("graphprobe"), "render", str(SAMPLES / "ddp_script.py"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -33,6 +34,7 @@ def test_gru_3000_steps_no_stack_overflow():
     assert dot.startswith("digraph") and '"schema": 1' in js
 
 
+@pytest.mark.slow
 def test_freeing_a_walked_deep_graph_does_not_crash(tmp_path):
     # torch 2.13 frees nodes Python has seen recursively: without graphprobe raising the stack
     # limit, freeing this probed graph segfaults (about 160k nodes; the limit bites near 80k).

@@ -66,8 +66,8 @@ MIN_PROGRAMS = {"ci": 750, "long": 4500}
 # The default test run checks a quick share of each fuzzer's programs; its `slow` twin (run by
 # .ci/run as a second pytest call) checks the full count, on other programs (hypothesis seeds a
 # derandomized run by the test's name). GRAPHPROBE_FUZZ=long makes only the full twins long.
-QUICK = settings(PROFILES["ci"], max_examples=150)
-MIN_QUICK = 140
+QUICK = settings(PROFILES["ci"], max_examples=60)
+MIN_QUICK = 55
 
 TMP_DIR = tempfile.mkdtemp(prefix="graphprobe_fuzz_")
 _FILE_NO = itertools.count()
@@ -972,7 +972,7 @@ def generate_writes(prog: WProgram) -> tuple[str, list[tuple[int, str, int]]]:
 CHECKED_WRITES = {"programs": 0}
 
 
-@settings(max_examples=50, deadline=None, derandomize=True,
+@settings(max_examples=25, deadline=None, derandomize=True,
           database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(write_programs())
 def test_generated_write_programs_match_autograd(prog):

@@ -8,6 +8,7 @@ import tracemalloc
 import weakref
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -37,6 +38,7 @@ def test_report_and_finished_trace_hold_no_tensor():
     assert r.cuts and r.cuts[0]["kind"] == "numpy"
 
 
+@pytest.mark.slow
 def test_trace_around_a_long_loop_stays_flat():
     torch.manual_seed(0)
     net1, net2 = nn.Linear(8, 8), nn.Linear(8, 8)
@@ -64,6 +66,7 @@ def test_trace_around_a_long_loop_stays_flat():
     assert sizes[999] - sizes[200] < 200_000, sizes
 
 
+@pytest.mark.slow
 def test_keep_running_1000_steps_memory_flat(tmp_path, monkeypatch):
     out = tmp_path / "mem.json"
     script = tmp_path / "train.py"

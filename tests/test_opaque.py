@@ -150,6 +150,7 @@ def test_custom_function_confirmed_by_param_hooks_under_render(tmp_path, monkeyp
     assert {x["name"] for x in d["detached"]} == {"first.weight", "first.bias"}
 
 
+@pytest.mark.slow
 def test_torch_compile_region():
     torch.manual_seed(0)
     net = nn.Linear(3, 3)

@@ -92,7 +92,7 @@ programs = st.integers(2, 5).flatmap(lambda n: st.tuples(
 ))
 
 
-@settings(settings.get_profile("ci"), max_examples=50)
+@settings(settings.get_profile("ci"), max_examples=20)
 @given(programs)
 def test_reaches_equal_autograd_oracle(program):
     check_oracle_program(program)

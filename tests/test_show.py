@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphprobe.cli import FORMATS, main, write_report
@@ -167,7 +167,8 @@ _opt = st.none() | _text
 _refs = st.lists(st.fixed_dictionaries({"node": st.integers(0, 99), "op": _opt, "module": _opt}), max_size=3)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.builds(Cut, severity=st.sampled_from(SEVERITIES), reason=_text, fix=_text,
                  caused_by=st.none() | st.integers(0, 5), kind=_text, location=_opt, reentry_location=_opt,
                  from_=st.fixed_dictionaries({"node": st.integers(0, 9)}), sources=st.lists(st.integers(0, 9)),
