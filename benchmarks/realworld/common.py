@@ -296,8 +296,11 @@ def errors_of(report: dict[str, Any]) -> list[str]:
 
 
 def load_reports(out: str) -> list[dict[str, Any]]:
-    """graphprobe's JSON: ``out.json``, or ``out.rank<k>.json`` per rank."""
-    paths = [out] if os.path.exists(out) else sorted(glob.glob(os.path.splitext(out)[0] + ".rank*.json"))
+    """graphprobe's JSON: ``out.json``, or ``out.rank<k>.json`` per rank; then ``out.child<k>.json``
+    per child process that trained (mnist_hogwild), after ``out.json``."""
+    stem = os.path.splitext(out)[0]
+    paths = [out] if os.path.exists(out) else sorted(glob.glob(stem + ".rank*.json"))
+    paths += sorted(glob.glob(stem + ".child*.json"))
     reports = []
     for p in paths:
         with open(p) as fh:
