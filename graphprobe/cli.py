@@ -1,7 +1,12 @@
-"""The command line: ``graphprobe render`` and ``graphprobe check``; ``main(argv) -> int``.
+"""The command line: ``graphprobe render``, ``check``, ``show`` and ``diff``; ``main(argv) -> int``.
 
-Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding;
-2 bad usage (an unknown output extension, an output that is a folder or the script itself);
+``show`` re-renders a saved JSON report and ``diff`` compares two (:mod:`graphprobe.cli_saved`);
+neither runs a script.
+
+Exit codes (see :mod:`graphprobe.errors`): 0 fine; 1 ``check`` found an error-severity finding,
+or (``diff``, ``check --baseline``) a loss lost a parameter it used to reach; 2 bad usage (an
+unknown output extension, an output that is a folder or the script itself, a saved report that is
+missing, not a graphprobe report, or of an unknown schema version);
 3 the script is missing, broken, or raised (or exited with a non-zero status) before its first
 backward; 4 the script never called backward; 5 the output could not be written; 6 the
 script's backward raised (the report is still written); 70 graphprobe itself crashed (a bug in
@@ -85,31 +90,69 @@ example:
 
 As with render, graphprobe's own options are taken wherever they appear; everything after `--`
 goes to the script untouched.
+
+With --baseline OLD.json (a report saved by `graphprobe render SCRIPT -o OLD.json` before a
+change), the diff from OLD.json to this run is printed after the report, and check also exits 1
+when a loss lost a parameter it used to reach (see `graphprobe diff`).
+  graphprobe check train.py --baseline main.json
+"""
+
+SHOW_HELP = """\
+Re-render a report saved as JSON (`graphprobe render SCRIPT -o report.json`) without running the
+script again: the same bytes as `graphprobe render` writes for that run.
+
+example:
+  graphprobe render train.py -o run.json     # run once
+  graphprobe show run.json -o run.svg        # then any picture, as often as you like
+  graphprobe show run.json --depth 1 -o modules.html
+
+The output format follows the extension: .svg .png .dot .json .txt .html; without -o (or with
+`-o -`) the text report is printed.
+"""
+
+DIFF_HELP = """\
+Compare two reports saved as JSON: which loss gained or lost which parameter, which cuts
+appeared or went, which losses and parameters were added or removed. Exit 1 when a loss lost a
+parameter it used to reach (a parameter removed from the model is listed, not counted), else 0.
+
+example:
+  graphprobe render train.py -o before.json    # on main
+  graphprobe render train.py -o after.json     # on the branch
+  graphprobe diff before.json after.json || echo "this change cut a loss off a parameter"
 """
 
 EXIT_HELP = """\
 example: graphprobe render cor.py -o cor.svg
 
-exit codes: 0 fine; 1 check found an error-severity finding; 2 bad usage; 3 the script is
-missing, broken or raised before its first backward; 4 it never called backward; 5 the output
-could not be written; 6 its backward raised (the report is still written); 70 graphprobe itself
-crashed (a bug in graphprobe: GRAPHPROBE_DEBUG=1 shows the traceback); 130 interrupted.
+exit codes: 0 fine; 1 check found an error-severity finding, or diff (check --baseline) found
+a loss that lost a parameter it used to reach; 2 bad usage (also a saved report that is missing,
+not a graphprobe report, or of an unknown schema); 3 the script is missing, broken or raised
+before its first backward; 4 it never called backward; 5 the output could not be written; 6 its
+backward raised (the report is still written); 70 graphprobe itself crashed (a bug in
+graphprobe: GRAPHPROBE_DEBUG=1 shows the traceback); 130 interrupted.
 """
 
 # The one-sentence summaries `graphprobe --help` lists (the descriptions above are too long).
 SUMMARIES = {
     "render": "Run a script and write the graph of its first training step, with every cut marked.",
     "check": "Run a script, print the text report, and exit 1 when a finding is an error.",
+    "show": "Re-render a saved JSON report to any output format, without running the script again.",
+    "diff": "Compare two saved JSON reports and exit 1 when a loss lost a parameter it used to reach.",
 }
 
 # Options of ours that take a value, and flags; everything else after SCRIPT goes to the script.
 # Every name here must be an option of _parser (tests/test_cli_polish.py checks it).
 _VALUED = {"-o", "--output", "--steps", "--title", "--depth", "--expand", "--budget"}  # both commands
 _FLAGS = {"--keep-running", "--quiet", "-q", "--no-color"}
+#: Options only ``check`` has (under ``render`` such a name goes to the script).
+_CHECK_VALUED = {"--baseline"}
 
 
-def _split(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate our options from the script's arguments (ours may come before or after SCRIPT)."""
+def _split(argv: list[str], valued: set[str] = _VALUED) -> tuple[list[str], list[str]]:
+    """Separate our options from the script's arguments (ours may come before or after SCRIPT).
+
+    ``valued`` names our options that take a value (``check`` adds ``--baseline``).
+    """
     ours: list[str] = []
     script_args: list[str] = []
     seen_script = False
@@ -120,7 +163,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
             script_args.extend(argv[i + 1:])
             break
         key = a.split("=", 1)[0]
-        if key in _VALUED:
+        if key in valued:
             ours.append(a)
             if "=" not in a and i + 1 < len(argv):
                 ours.append(argv[i + 1])
@@ -144,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"graphprobe {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{render,check}")
+    sub = p.add_subparsers(dest="command", metavar="{render,check,show,diff}")
     for name, text in (("render", RENDER_HELP), ("check", CHECK_HELP)):
         s = sub.add_parser(name, description=text, help=SUMMARIES[name],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,7 +209,58 @@ def _parser() -> argparse.ArgumentParser:
                        help="after capture, let the script run to its end with every patch removed")
         s.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
         s.add_argument("--no-color", action="store_true", help="no colours in the text report")
+        if name == "check":
+            s.add_argument("--baseline", metavar="OLD.json",
+                           help="a report saved before a change: print the diff to this run and also "
+                                "exit 1 when a loss lost a parameter it used to reach")
+    _saved_parsers(sub)
     return p
+
+
+def _saved_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """The subcommands on saved reports, ``show`` and ``diff``: no script, plain argparse."""
+    s = sub.add_parser("show", description=SHOW_HELP, help=SUMMARIES["show"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("report", help="a report saved with `graphprobe render SCRIPT -o report.json`")
+    s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
+    s.add_argument("--title", help="title of the picture (default: the verdict)")
+    s.add_argument("--budget", type=int, default=200,
+                   help="visible nodes the picture aims at: what no finding is about folds by "
+                        "module above it (default 200)")
+    s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
+    s.add_argument("--expand", action="append", default=[], metavar="MODULE",
+                   help="draw MODULE in full detail in a collapsed picture (repeatable)")
+    s.add_argument("--no-color", action="store_true", help="no colours in the text report")
+    d = sub.add_parser("diff", description=DIFF_HELP, help=SUMMARIES["diff"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("old", help="the baseline report (JSON)")
+    d.add_argument("new", help="the report to judge against it (JSON)")
+
+
+def _show(args: argparse.Namespace) -> int:
+    """``graphprobe show``: the saved report, rebuilt and written as ``render`` would write it."""
+    from .cli_saved import load_report
+
+    output = args.output
+    if output and output != "-":
+        if os.path.splitext(output)[1].lower() not in FORMATS:
+            raise UsageError(_unknown_extension(output))
+        if os.path.isdir(output):
+            raise UsageError(f"graphprobe: cannot write {output}: it is a folder. Give a file name "
+                             f"such as {os.path.join(output, 'graph.svg')}.")
+        if _same_file(output, args.report):
+            raise UsageError(f"graphprobe: -o {output} is the report being shown, which graphprobe never "
+                             "overwrites. Give another file.")
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise OutputError(f"graphprobe: cannot write {output}: the folder {folder} does not exist.")
+    report = load_report(args.report)
+    if not output or output == "-":
+        sys.stdout.write(report.to_text(color=_use_color(args)))
+    else:
+        write_report(report, output, args.title, depth=args.depth, expand=tuple(args.expand),
+                     budget=args.budget)
+    return 0
 
 
 def _rank() -> int | None:
@@ -326,8 +420,21 @@ def _internal_error(e: BaseException, tag: str) -> int:
 
 def _main(argv: list[str], rank: int | None, tag: str) -> int:
     parser = _parser()
+    if argv and argv[0] in ("show", "diff"):
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:
+            return int(e.code or 0)
+        if args.command == "diff":
+            from .cli_saved import diff
+
+            return diff(args.old, args.new)
+        if args.budget < 1 or (args.depth is not None and args.depth < 1):
+            print("graphprobe: --budget and --depth must be 1 or more", file=sys.stderr)
+            return EXIT_USAGE
+        return _show(args)
     if argv and argv[0] in ("render", "check"):
-        ours, script_args = _split(argv[1:])
+        ours, script_args = _split(argv[1:], _VALUED | _CHECK_VALUED if argv[0] == "check" else _VALUED)
         try:
             args = parser.parse_args([argv[0], *ours])
         except SystemExit as e:
@@ -357,6 +464,11 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         _check_output(output, path, args.script)
     dest = os.path.abspath(path)
     report_on_stdout = args.command == "check" or not output or output == "-"
+    baseline = None
+    if getattr(args, "baseline", None):  # read before the script runs: a bad baseline wastes no run
+        from .cli_saved import load_report_dict
+
+        baseline = load_report_dict(args.baseline)
 
     from . import progress as progress_mod
     from .runner import RunOptions, run_script
@@ -386,6 +498,14 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         if report_on_stdout and lead:
             sys.stdout.write(report.to_text(color=color))
         code = (EXIT_FINDINGS if not report.ok else 0) if args.command == "check" else 0
+        if baseline is not None:
+            from .cli_saved import baseline_diff
+
+            text, regressed = baseline_diff(baseline, report)
+            if lead:
+                sys.stdout.write("\n" + text)
+            if regressed and code == 0:
+                code = EXIT_FINDINGS
         if res.interrupted:
             print(f"{tag} interrupted; the report covers the backward calls made before it", file=sys.stderr)
             return EXIT_INTERRUPTED

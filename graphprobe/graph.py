@@ -88,6 +88,61 @@ class ProbeGraph:
     _producers: list[list[int]] | None = field(default=None, repr=False)
     _kind_index: tuple[int, dict[str, list[int]]] | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_dict(cls, report: dict[str, Any]) -> "ProbeGraph":
+        """Rebuild the graph of a saved report: the inverse of the report's ``nodes``/``edges``.
+
+        ``report`` is a whole schema-1 report dict (:meth:`graphprobe.Report.to_dict`): besides
+        ``nodes`` and ``edges``, the columns the renderers read come from its node references
+        (``losses[].node`` and ``composite``, ``params[].node`` with ``optimizers`` and
+        ``frozen``, in registration order, ``opaque[].node`` and ``kind``). What the JSON does
+        not keep (which losses were named terms, the parameters left unjudged) is left empty:
+        no renderer reads it. Complexity: O(V + E).
+        """
+        g = cls()
+        nodes = sorted(report.get("nodes", []), key=lambda n: n["id"])
+        for i, n in enumerate(nodes):
+            if n["id"] != i:
+                raise ValueError(f"node ids must be 0..{len(nodes) - 1}; found {n['id']} at {i}")
+            g.kind.append(n["kind"])
+            g.label.append(n["label"])
+            g.op.append(n.get("op"))
+            g.module.append(n.get("module"))
+            g.name.append(n.get("name"))
+            if n.get("shape") is not None:
+                g.meta[i] = TensorMeta(tuple(n["shape"]), n.get("dtype") or "", n.get("device") or "")
+            if n.get("location") is not None:
+                g.location[i] = n["location"]
+            if n.get("freed"):
+                g.freed.add(i)
+        n = len(nodes)
+        for e in report.get("edges", []):
+            if not (0 <= e["source"] < n and 0 <= e["target"] < n):
+                raise ValueError(f"edge {e['source']} -> {e['target']} names a node outside 0..{n - 1}")
+            if e.get("kind") == "cut":
+                g.cut_edges.append((e["source"], e["target"], e["cut"]))
+            else:
+                g.src.append(e["source"])
+                g.dst.append(e["target"])
+        for loss in report.get("losses", []):
+            if loss.get("node") is not None:
+                g.losses.append(loss["node"])
+                if loss.get("composite"):
+                    g.composite.add(loss["node"])
+        # ``params`` is written in registration order, so its index is the display order.
+        for order, p in enumerate(report.get("params", [])):
+            v = p.get("node")
+            if v is None:
+                continue
+            g.param_order[v] = order
+            if p.get("optimizers"):
+                g.optimizers[v] = list(p["optimizers"])
+            if p.get("frozen"):
+                g.frozen.add(v)
+        for o in report.get("opaque", []):
+            g.opaque[o["node"]] = o.get("kind", "custom")
+        return g
+
     # -- building -------------------------------------------------------------------------
     def add_node(self, kind: str, label: str, op: str | None = None, module: str | None = None,
                  name: str | None = None) -> int:

@@ -42,7 +42,8 @@ from typing import Any
 
 from .graph import ProbeGraph
 from .locations import short_location as _short
-from .model.findings import SEVERITIES, Cause, Finding, ScriptError
+from .model.findings import (SEVERITIES, Cause, Cut, Finding, Freed, Opaque, RebuiltLeaf, ScriptError,
+                             Unreached)
 
 __all__ = ["Report", "SCHEMA_VERSION", "SEVERITIES"]
 
@@ -53,6 +54,12 @@ def _join(names: list[str], limit: int = 4) -> str:
     if len(names) <= limit:
         return ", ".join(names)
     return ", ".join(names[:limit]) + f" … and {len(names) - limit} more"
+
+
+def _typed(cls: Any, d: dict[str, Any]) -> Any:
+    """``d`` as a typed finding of ``cls``, or ``d`` itself when it has a key the class lacks."""
+    f = cls.from_dict(d)
+    return d if f is None else f
 
 
 def _plain(items: Any) -> list[Any]:
@@ -211,6 +218,40 @@ class Report:
             "nodes": [g.node_attrs(i) for i in range(len(g))],
             "edges": list(g.iter_edges()),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Report":
+        """Rebuild the report of a saved schema-1 dict (``json.load`` of ``render -o x.json``).
+
+        Every renderer (text, DOT, SVG, PNG, HTML, JSON) gives the same bytes for the rebuilt
+        report as for the one the run made, and ``Report.from_dict(d).to_dict() == d``. The
+        verdict and the counts are recomputed from the findings, not read. Findings come back
+        typed (:mod:`graphprobe.model.findings`); one with a key its class does not know is kept
+        as the dict it is, which renderers read alike.
+
+        Raises
+        ------
+        ValueError
+            ``d`` is not a schema-1 report (another ``schema``, or no ``nodes``).
+        """
+        if not isinstance(d, dict) or "nodes" not in d or "schema" not in d:
+            raise ValueError("not a graphprobe report (no \"schema\" and \"nodes\" keys)")
+        if d["schema"] != SCHEMA_VERSION:
+            raise ValueError(f"report schema {d['schema']!r} is not one this graphprobe reads "
+                             f"(it reads schema {SCHEMA_VERSION})")
+        detached = [_typed(RebuiltLeaf if x.get("kind") == "reentry_leaf" else Unreached, x)
+                    for x in d.get("detached", [])]
+        copy = json.loads(json.dumps(d))  # the report owns its lists; the caller's dict stays as it was
+        return cls(model=ProbeGraph.from_dict(copy), losses=copy.get("losses", []),
+                   params=copy.get("params", []), reaches=copy.get("reaches", {}),
+                   components=copy.get("components", []), shared=copy.get("shared", []),
+                   detached=detached, frozen=copy.get("frozen", []),
+                   freed=[_typed(Freed, x) for x in d.get("freed", [])],
+                   cuts=[_typed(Cut, x) for x in d.get("cuts", [])],
+                   errors=[_typed(ScriptError, x) for x in d.get("errors", [])],
+                   opaque=[_typed(Opaque, x) for x in d.get("opaque", [])],
+                   notes=copy.get("notes", []),
+                   causes=[Cause.from_dict(x) for x in d.get("causes", [])])
 
     def to_json(self, indent: int | None = 1) -> str:
         """The JSON contract as text."""

@@ -46,6 +46,24 @@ class Finding(Mapping[str, Any]):
     #: attributes left out of the JSON when they hold their default (keeps schema-1 dicts small)
     _OPTIONAL: ClassVar[tuple[str, ...]] = ("caused_by",)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        """The finding whose :meth:`to_dict` is ``d`` (a schema-1 dict), or None when ``d`` holds
+        a key this class does not know (a newer writer's extra key): the caller then keeps the
+        dict itself, which renderers read alike, so no key is lost.
+
+        ``cls.from_dict(f.to_dict()).to_dict() == f.to_dict()`` for every finding ``f``.
+        """
+        back = {j: a for a, j in cls._RENAME}
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            name = back.get(key, key)
+            if name not in known or name.startswith("_"):
+                return None
+            kwargs[name] = _copy(value)
+        return cls(**kwargs)
+
     def to_dict(self) -> dict[str, Any]:
         """The schema-1 JSON dict of this finding (plain values, copied)."""
         rename = dict(self._RENAME)
@@ -84,6 +102,15 @@ def _plain(v: Any) -> Any:
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
+    return v
+
+
+def _copy(v: Any) -> Any:
+    """A deep copy of a JSON value, so a finding never shares a list with the dict it came from."""
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
     return v
 
 
@@ -182,6 +209,15 @@ class Opaque(Finding):
     kind: str = "custom"
     confirmed: bool = False
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        """The opaque region of a schema-1 entry (None when ``d`` has a key it does not know)."""
+        if not set(d) <= {"node", "op", "module", "kind", "confirmed", "reason"}:
+            return None
+        return cls(node=d.get("node", 0), op=d.get("op"), module=d.get("module"),
+                   kind=d.get("kind", "custom"), confirmed=d.get("confirmed", False),
+                   reason=d.get("reason", ""))
+
     def to_dict(self) -> dict[str, Any]:
         """Schema 1's opaque entry: a note, not a finding with a severity."""
         return {"node": self.node, "op": self.op, "module": self.module, "kind": self.kind,
@@ -197,6 +233,12 @@ class Starved:
     optimizers: list[str]
     #: the losses that cannot reach them through this cut
     losses: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Starved":
+        """The inverse of :meth:`to_dict` (``count`` is ``len(params)``, so it is not read)."""
+        return cls(module=d["module"], params=list(d.get("params", [])),
+                   optimizers=list(d.get("optimizers", [])), losses=list(d.get("losses", [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {"module": self.module, "count": len(self.params), "params": list(self.params),
@@ -221,6 +263,18 @@ class Cause:
     #: (list, index) of the findings it explains
     explains: list[tuple[str, int]] = field(default_factory=list)
     guess: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Cause":
+        """The cause of a schema-1 ``causes`` entry; the inverse of :meth:`to_dict`."""
+        f = d.get("finding") or {"list": "cuts", "index": 0}
+        return cls(severity=d["severity"], kind=d["kind"], title=d.get("title", ""),
+                   location=d.get("location"), line=d.get("line", ""), fix=d.get("fix", ""),
+                   reason=d.get("reason", ""), count=d.get("count", 1),
+                   starves=[Starved.from_dict(s) for s in d.get("starves", [])],
+                   finding=(f["list"], f["index"]),
+                   explains=[(e["list"], e["index"]) for e in d.get("explains", [])],
+                   guess=d.get("guess", False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"severity": self.severity, "kind": self.kind, "title": self.title,
