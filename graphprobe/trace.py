@@ -316,12 +316,12 @@ class TrackedArray(np.ndarray):
     def __reduce__(self) -> Any:
         return self.view(np.ndarray).__reduce__()
 
-    def tolist(self) -> Any:  # type: ignore[override]
+    def tolist(self) -> Any:
         out = np.ndarray.tolist(self)
         prov = _get_prov(self)
         return _track_list(out, prov.then("tolist", user_location())) if prov is not None else out
 
-    def item(self, *args: Any) -> Any:  # type: ignore[override]
+    def item(self, *args: Any) -> Any:
         out = np.ndarray.item(self, *args)
         prov = _get_prov(self)
         return _track_scalar(out, prov.then("item", user_location())) if prov is not None else out
@@ -513,7 +513,7 @@ def _track_list(v: Any, prov: Provenance, budget: int = 100_000) -> Any:
                 lst[i] = _track_scalar(x, prov, key)
     tr = _ACTIVE
     e = tr._tagged.get(key) if tr is not None else None
-    if e is not None and e[1] <= 0:  # no leaf took it (an empty list, or bools only)
+    if tr is not None and e is not None and e[1] <= 0:  # no leaf took it (empty, or bools only)
         del tr._tagged[key]
     return root
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence, cast
 
 import torch
 
@@ -336,7 +336,8 @@ class _Walker:
         g = self.g
         n = len(self.op)
         g.kind[:] = ["op"] * n
-        g.label[:] = self.op
+        # An op that is None was appended with a str label != op, so extra sets its label below.
+        g.label[:] = cast("list[str]", self.op)
         g.module[:] = [None] * n
         g.name[:] = [None] * n
         for nid, (kind, label, module, name) in self.extra.items():
@@ -349,9 +350,9 @@ class _Walker:
             _op_details(g, fn_of, n)
         fn_node = self.fn_node
         for fn, nm in self.var_names.items():
-            v = fn_node.get(fn)
-            if v is not None and g.kind[v] == "op":
-                g.name[v] = nm
+            node = fn_node.get(fn)
+            if node is not None and g.kind[node] == "op":
+                g.name[node] = nm
 
     def new(self, fn: Any, mask: int) -> int:
         """A node for autograd node ``fn``, reached by the losses in ``mask``."""

@@ -80,8 +80,8 @@ def components(g: ProbeGraph, masks: list[int] | None = None) -> list[dict[str, 
     for v, k in enumerate(g.kind):
         if k not in ("loss", "param") or v in g.frozen:
             continue
-        if k == "param" and v not in touched and g.module[v]:
-            r: Any = ("module", g.module[v].split(".")[0])
+        if k == "param" and v not in touched and (mod := g.module[v]):
+            r: Any = ("module", mod.split(".")[0])
         elif masks is not None and masks[v]:
             r = _find(parent, n + (masks[v] & -masks[v]).bit_length() - 1)
         else:

@@ -343,8 +343,10 @@ def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = 
             nid = c.add_node(g.kind[v], g.label[v], g.op[v], g.module[v], g.name[v])
             _copy_node(g, v, c, nid)
         else:
-            nid = group_id.get(k)
-            if nid is None:
+            known = group_id.get(k)
+            if known is not None:
+                nid = known
+            else:
                 head = k.split(" › ")[0].split(" ")[0]  # "model.h.0-23" of "model.h.0-23 ×24 › attn"
                 parent = head.rsplit(".", 1)[0] if "." in head else None
                 nid = c.add_node("module", k, None, parent, k)

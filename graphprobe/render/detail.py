@@ -161,14 +161,14 @@ def folded_detail(view: View, pictures: bool = True) -> dict[str, Any]:
         except GraphprobeError:
             docs = []  # no picture: the members are still listed and searchable
         total = 0
-        for (gid, v), doc in zip(inner, docs):
-            svg = _clean(doc, f"g{gid}_")
+        for (key, v), doc in zip(inner, docs):
+            svg = _clean(doc, f"g{key}_")
             if total + len(svg) > MAX_BYTES:
                 break
             total += len(svg)
             ig = v.report.model
-            groups[gid]["svg"] = svg
-            groups[gid]["nodes"] = [[ig.label[i].split("\n")[0], ig.kind[i], ig.op[i], ig.module[i],
+            groups[key]["svg"] = svg
+            groups[key]["nodes"] = [[ig.label[i].split("\n")[0], ig.kind[i], ig.op[i], ig.module[i],
                                      _shape(ig, i), ig.location.get(i), len(v.members.get(i, [i]))]
                                     for i in range(len(ig))]
     return {"groups": groups,

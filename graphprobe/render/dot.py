@@ -181,8 +181,11 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
         return m or None
 
     count = 0
-    one_rank = rank is None or not rank or min(rank) == max(rank)
-    order = range(len(g.kind)) if one_rank else sorted(range(len(g.kind)), key=rank.__getitem__)
+    order: range | list[int]
+    if rank is None or not rank or min(rank) == max(rank):
+        order = range(len(g.kind))
+    else:
+        order = sorted(range(len(g.kind)), key=rank.__getitem__)
     for v in order:
         if not visible[v]:
             continue
@@ -248,9 +251,9 @@ def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
     # cost more than the rest of a picture of every node).
     loss_ids = {lid for lid in g.losses if 0 <= lid < n}
     above: dict[int, list[int]] = {}
-    for s, d in zip(g.src, g.dst):
-        if d in loss_ids:
-            above.setdefault(d, []).append(s)
+    for a, b in zip(g.src, g.dst):
+        if b in loss_ids:
+            above.setdefault(b, []).append(a)
     for lid in g.losses:
         for p in above.get(lid, ()):
             feeds_loss.setdefault(p, []).append(g.label[lid])
@@ -283,10 +286,10 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
         m = g.meta.get(v)
         shape = _shape_text(g, v)
         label = g.label[v] + ("\n" + shape if shape else "")
-        tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
+        param_tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
         used.add("param")
         return (f'n{v} [fontsize="10", margin="0.11,0.055", label={quote(label)}, style="filled", '
-                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", tooltip={quote(tip)}];')
+                f'fillcolor="{_PARAM_FILL}", color="{_PARAM_LINE}", tooltip={quote(param_tip)}];')
     label = g.label[v]
     lines: list[str] = []
     tip: list[str] = []
@@ -653,11 +656,12 @@ def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
     out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
     # Cut edges last, so they are drawn over the data edges.
     seen_cuts: dict[int, int] = {}
-    for s, d, c in g.cut_edges:
+    for s, d, cut in g.cut_edges:
         if 0 <= s < n and 0 <= d < n and visible[s] and visible[d]:
-            k = seen_cuts[c] = seen_cuts.get(c, -1) + 1
-            edge_id = f"cut{c}" + (f"_{k}" if k else "")
-            out.append("  " + _cut_line(s, d, c, report.cuts, used, edge_id, view.cut_merge.get(c)))
+            k = seen_cuts[cut] = seen_cuts.get(cut, -1) + 1
+            edge_id = f"cut{cut}" + (f"_{k}" if k else "")
+            out.append("  " + _cut_line(s, d, cut, report.cuts, used, edge_id,
+                                        view.cut_merge.get(cut)))
 
     if opts.legend:
         shared_sets: list[str] = []
