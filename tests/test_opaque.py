@@ -155,6 +155,9 @@ def test_torch_compile_region():
     torch.manual_seed(0)
     net = nn.Linear(3, 3)
     head = nn.Linear(3, 1)
+    import torch._dynamo as dynamo  # binds only `dynamo`: `torch` stays this module's global
+
+    dynamo.reset()
     compiled = torch.compile(net, backend="aot_eager")  # the same CompiledFunctionBackward, no inductor
     x = torch.randn(2, 3)
     loss = head(compiled(x)).sum()
