@@ -49,11 +49,12 @@ from .errors import (
     OutputError,
     UsageError,
 )
-from ._entry import imports_done as _imports_done
-from ._entry import main_entry
-from ._entry import startup as _startup
+# The start-up state lives low, in _startup: the console entry (_entry) imports this module,
+# so this module imports nothing from it.
+from ._startup import imports_done as _imports_done
+from ._startup import startup as _startup
 
-__all__ = ["main", "main_entry", "FORMATS", "write_report"]
+__all__ = ["main", "FORMATS", "write_report"]
 
 FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json", ".txt": "txt",
            ".html": "html"}
