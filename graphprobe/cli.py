@@ -49,9 +49,11 @@ from .errors import (
     OutputError,
     UsageError,
 )
-from ._entry import imports_done as _imports_done
-from ._entry import main_entry
-from ._entry import startup as _startup
+# The start-up state lives low, in _startup: the console entry (_entry) imports this module,
+# so this module imports nothing from it.
+from ._startup import imports_done as _imports_done
+from ._startup import run_entry as _run_entry
+from ._startup import startup as _startup
 
 __all__ = ["main", "main_entry", "FORMATS", "write_report"]
 
@@ -519,3 +521,12 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
 # Non-daemon threads of the script still alive when the capture stopped it (the loop that would
 # have stopped them never ran): the process must not wait for them once the report is written.
 _LEFT_THREADS: list[str] = []
+
+
+def main_entry() -> None:
+    """``sys.exit(main())``, Ctrl-C included: what a console script made by an older install calls.
+
+    The console script is :func:`graphprobe._entry.main_entry` now, which installs the Ctrl-C
+    handler before it imports this module; this one runs the same loop once it is imported.
+    """
+    _run_entry(lambda: main)

@@ -89,3 +89,13 @@ class NoBackwardError(GraphprobeError):
     """The user's script ran to its end without calling backward or autograd.grad."""
 
     exit_code = EXIT_NO_BACKWARD
+
+
+class _GraphprobeBug(BaseException):
+    """graphprobe's own processing failed while the script ran (the cause is the real error).
+
+    A BaseException, so neither the script's ``except Exception`` nor the runner's handling of
+    the script's errors takes it for the script's: ``run_script`` re-raises the cause, and the
+    CLI reports it as graphprobe's crash (exit 70). It lives here, low, so that the recorder
+    (:mod:`graphprobe.trace`) can raise it without importing the runner that imports it.
+    """

@@ -34,13 +34,34 @@ Where the report and a plain graph algorithm still differ, it is on purpose, and
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from .report import SCHEMA_VERSION
+from .model.version import SCHEMA_VERSION
 
-if TYPE_CHECKING:
-    from .graph import ProbeGraph
-    from .report import Report
+
+# What this view reads of a graph and of a report, typed structurally: a ProbeGraph and a
+# Report fit, and this module imports neither (ProbeGraph.to_networkx calls into it, and the
+# report's data sits above the graph), so the import graph stays one way.
+class _Graph(Protocol):
+    @property
+    def src(self) -> Sequence[int]: ...
+    @property
+    def dst(self) -> Sequence[int]: ...
+    @property
+    def cut_edges(self) -> Sequence[tuple[int, int, int]]: ...
+    def __len__(self) -> int: ...
+    def node_attrs(self, i: int) -> dict[str, Any]: ...
+
+
+class _Report(Protocol):
+    @property
+    def cuts(self) -> Sequence[Any]: ...
+    @property
+    def losses(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def ok(self) -> bool: ...
+    def counts(self) -> dict[str, int]: ...
+    def verdict(self) -> str: ...
 
 __all__ = ["to_networkx", "data_edges"]
 
@@ -57,21 +78,21 @@ def _safe(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _nodes(g: ProbeGraph) -> Iterable[tuple[int, dict[str, Any]]]:
+def _nodes(g: _Graph) -> Iterable[tuple[int, dict[str, Any]]]:
     for i in range(len(g)):
         attrs = g.node_attrs(i)
         del attrs["id"]  # the node key itself
         yield i, _safe(attrs)
 
 
-def to_networkx(g: ProbeGraph, report: Report | None = None, cuts: bool = False) -> Any:
+def to_networkx(g: _Graph, report: _Report | None = None, cuts: bool = False) -> Any:
     """Build the ``networkx.DiGraph`` of ``g`` (see the module docstring for its attributes).
 
     Parameters
     ----------
     g : ProbeGraph
         The walked graph (``report.model``).
-    report : Report, optional
+    report : Report or ReportData, optional
         Fills ``G.graph`` (verdict, losses, counts) and the cut edges' kind and severity.
     cuts : bool
         Add the cut edges (``kind="cut"``) to the autograd edges.

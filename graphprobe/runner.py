@@ -64,7 +64,7 @@ from typing import Any, Callable
 import torch
 
 from .locations import short_location as _short
-from .errors import NoBackwardError, ScriptError
+from .errors import NoBackwardError, ScriptError, _GraphprobeBug
 from .names import collect_known, frame_namespaces, name_of
 from .terms import loss_terms
 from .analysis.messages import FIX_FREED
@@ -94,15 +94,6 @@ _CURRENT: "_Capture | None" = None
 
 class _StopCapture(BaseException):
     """Raised inside the script once the step is captured, to end the run."""
-
-
-class _GraphprobeBug(BaseException):
-    """graphprobe's own processing failed while the script ran (the cause is the real error).
-
-    A BaseException, so neither the script's ``except Exception`` nor the runner's handling of
-    the script's errors takes it for the script's: ``run_script`` re-raises the cause, and the
-    CLI reports it as graphprobe's crash (exit 70).
-    """
 
 
 def _ours(fn: Callable[..., Any]) -> Callable[..., Any]:

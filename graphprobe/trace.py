@@ -46,7 +46,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import walk as _walk
-from .errors import GraphprobeError
+from .errors import GraphprobeError, _GraphprobeBug
 from .locations import is_user_file as _is_user_file, split_location
 
 __all__ = [
@@ -583,12 +583,10 @@ def _sources(ts: list[torch.Tensor]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 def _recorder_bug(e: BaseException, where: str) -> BaseException:
     """The recorder's own bookkeeping failed after the script's op ran: graphprobe's bug.
 
-    Under ``render``/``check`` it is the runner's ``_GraphprobeBug``, a BaseException that the
+    Under ``render``/``check`` it is ``errors._GraphprobeBug``, a BaseException that the
     script's ``except Exception`` can't take for its own and the CLI reports as graphprobe's
     crash (exit 70); in-process it stops the program the same way, loudly.
     """
-    from .runner import _GraphprobeBug  # here, not at the top: runner imports this module
-
     return _GraphprobeBug(f"graphprobe's recorder failed in {where}: {type(e).__name__}: {e}")
 
 

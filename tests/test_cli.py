@@ -503,7 +503,7 @@ def test_console_script_check_exit_code(tmp_path):
     if exe.is_file():
         cmd = [str(exe)]
     else:  # not installed as a console script: run what it would run
-        cmd = [sys.executable, "-c", "from graphprobe.cli import main_entry; main_entry()"]
+        cmd = [sys.executable, "-c", "from graphprobe._entry import main_entry; main_entry()"]
     done = subprocess.run(cmd + ["check", _sample("case4_numpy.py")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env=_env())
     assert done.returncode == EXIT_FINDINGS, done.stderr

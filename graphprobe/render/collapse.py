@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from ..graph import ProbeGraph
-from ..report import Report
+from ..model.report import ReportData
 
 __all__ = ["View", "make_view", "collapse", "visible_count", "auto_depth", "DEFAULT_BUDGET"]
 
@@ -51,9 +51,9 @@ class View:
 
     Attributes
     ----------
-    report : Report
+    report : ReportData
         The report whose ids are the drawn ids (``report.model`` is the drawn graph).
-    original : Report
+    original : ReportData
         The report the view was made from.
     new_id : list of int
         For each original node, the drawn node that shows it.
@@ -73,8 +73,8 @@ class View:
         the same two drawn nodes share an edge (an ``.item()`` at each of 80 time steps).
     """
 
-    report: Report
-    original: Report
+    report: ReportData
+    original: ReportData
     new_id: list[int]
     members: dict[int, list[int]] = field(default_factory=dict)
     groups: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -132,7 +132,7 @@ def _cut_heads(g: ProbeGraph) -> list[int]:
     return heads
 
 
-def _keep_alone(report: Report, heads: Sequence[int], budget: int) -> set[int]:
+def _keep_alone(report: ReportData, heads: Sequence[int], budget: int) -> set[int]:
     """The nodes that stay expanded whatever the depth: what the findings are about."""
     g = report.model
     keep = set(g.losses)
@@ -231,7 +231,7 @@ def _module_keys_uncached(modules: Sequence[str | None], depth: int,
     return by_module
 
 
-def _group_keys(report: Report, depth: int, expand: Sequence[str], keep: set[int],
+def _group_keys(report: ReportData, depth: int, expand: Sequence[str], keep: set[int],
                 memo: dict[Any, Any] | None = None, split: bool = False) -> list[str | None]:
     """For each node, the name of the group it joins (None: it stays a node of its own).
 
@@ -243,7 +243,7 @@ def _group_keys(report: Report, depth: int, expand: Sequence[str], keep: set[int
     return [None if v in keep else by_module[mod] for v, mod in enumerate(g.module)]
 
 
-def visible_count(report: Report, depth: int, expand: Sequence[str] = (),
+def visible_count(report: ReportData, depth: int, expand: Sequence[str] = (),
                   budget: int = DEFAULT_BUDGET) -> int:
     """How many nodes the view at ``depth`` draws. Complexity: O(V)."""
     keep = _keep_alone(report, _cut_heads(report.model), budget)
@@ -251,7 +251,7 @@ def visible_count(report: Report, depth: int, expand: Sequence[str] = (),
     return sum(1 for k in keys if k is None) + len({k for k in keys if k is not None})
 
 
-def auto_depth(report: Report, budget: int, expand: Sequence[str] = (),
+def auto_depth(report: ReportData, budget: int, expand: Sequence[str] = (),
                memo: dict[Any, Any] | None = None, keep: set[int] | None = None) -> int:
     """The deepest module depth whose view fits ``budget`` nodes (at least 1).
 
@@ -298,13 +298,13 @@ def _calls(g: ProbeGraph, nodes: Sequence[int]) -> int:
     return max((math.gcd(*c.values()) for c in by_path.values() if len(c) >= 2), default=1)
 
 
-def make_view(report: Report, depth: int | None = None, expand: Sequence[str] = (),
+def make_view(report: ReportData, depth: int | None = None, expand: Sequence[str] = (),
               budget: int | None = DEFAULT_BUDGET) -> View:
     """The view a picture of ``report`` draws (see the module docstring).
 
     Parameters
     ----------
-    report : Report
+    report : ReportData
     depth : int, optional
         Module path components kept (``1``: ``encoder``; ``2``: ``encoder.layers``). By default
         the deepest depth that fits ``budget``.
@@ -425,7 +425,7 @@ def _copy_sets(g: ProbeGraph, c: ProbeGraph, new_id: list[int]) -> None:
         c.opaque.setdefault(new_id[v], kind)
 
 
-def _identity(report: Report, heads: list[int]) -> View:
+def _identity(report: ReportData, heads: list[int]) -> View:
     """The view of a graph drawn whole: the same ids; only the cut edges end at their leaves."""
     g = report.model
     edges = [(s, h, i) for (s, _d, i), h in zip(g.cut_edges, heads)]
@@ -437,7 +437,7 @@ def _identity(report: Report, heads: list[int]) -> View:
     return View(out, report, list(range(len(g.kind))))
 
 
-def _remap(report: Report, c: ProbeGraph, new_id: list[int]) -> Report:
+def _remap(report: ReportData, c: ProbeGraph, new_id: list[int]) -> ReportData:
     """``report`` over graph ``c``: every node id in every finding rewritten with ``new_id``."""
 
     def nid(v: Any) -> Any:
@@ -462,8 +462,8 @@ def _remap(report: Report, c: ProbeGraph, new_id: list[int]) -> Report:
     return out
 
 
-def collapse(report: Report, depth: int | None = None, expand: Sequence[str] = (),
-             budget: int = DEFAULT_BUDGET) -> Report:
+def collapse(report: ReportData, depth: int | None = None, expand: Sequence[str] = (),
+             budget: int = DEFAULT_BUDGET) -> ReportData:
     """The folded view's report (see :func:`make_view`), folding even a small graph.
 
     Kept for callers that want a report back; :func:`make_view` also says which original nodes

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import GraphprobeError
 from ..graph import ProbeGraph
-from ..report import Report
+from ..model.report import ReportData
 from .collapse import View, make_view
 
 __all__ = ["folded_detail", "MAX_PICTURES", "INNER_BUDGET", "MAX_BYTES", "MAX_MEMBERS"]
@@ -46,7 +46,7 @@ def _row(g: ProbeGraph, v: int) -> list[Any]:
     return [v, g.label[v], g.op[v], g.module[v], g.name[v], _shape(g, v), g.location.get(v)]
 
 
-def _sub_report(g: ProbeGraph, nodes: list[int]) -> Report:
+def _sub_report(g: ProbeGraph, nodes: list[int]) -> ReportData:
     """The subgraph of ``g`` on ``nodes`` (in the order given), as a report with no findings."""
     local = {v: i for i, v in enumerate(nodes)}
     sub = ProbeGraph()
@@ -61,7 +61,7 @@ def _sub_report(g: ProbeGraph, nodes: list[int]) -> Report:
         a, b = local.get(s), local.get(d)
         if a is not None and b is not None:
             sub.add_edge(a, b)
-    return Report(sub)
+    return ReportData(sub)
 
 
 def _one_copy(g: ProbeGraph, name: str, members: list[int]) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import GraphprobeError
 from ..graph import ProbeGraph
 from ..locations import short_location
-from ..report import Report
+from ..model.report import ReportData
 from .collapse import View, make_view
 
 __all__ = ["DotOptions", "to_dot", "view_dot", "quote"]
@@ -219,7 +219,7 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
     return root, loose
 
 
-def _findings(report: Report, g: ProbeGraph) -> dict[str, Any]:
+def _findings(report: ReportData, g: ProbeGraph) -> dict[str, Any]:
     """Per-node notes from the report's findings lists, keyed by node id."""
     n = len(g.kind)
     shared_by: dict[int, list[str]] = {}
@@ -515,12 +515,12 @@ def _legend(used: set[str], shared_sets: list[str]) -> list[str]:
             "  }"]
 
 
-def to_dot(report: Report, options: DotOptions | None = None) -> str:
+def to_dot(report: ReportData, options: DotOptions | None = None) -> str:
     """The report's graph as Graphviz DOT text: its view (:func:`make_view`), drawn.
 
     Parameters
     ----------
-    report : Report
+    report : ReportData
         What :func:`graphprobe.probe` found; the graph is ``report.model``.
     options : DotOptions, optional
         Title, legend, frozen parameters, direction, budget, depth, expand.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..locations import short_location
 
 if TYPE_CHECKING:
-    from ..report import Report
+    from ..model.report import ReportData
 
 __all__ = ["render_html"]
 
@@ -92,7 +92,7 @@ def _badge(sev: str, text: str | None = None) -> str:
     return f'<span class="gp-badge gp-sev-{_e(sev)}">{_e(text or sev)}</span>'
 
 
-def _finding_items(report: "Report") -> list[tuple[int, str]]:
+def _finding_items(report: "ReportData") -> list[tuple[int, str]]:
     """``(sort key, <li> html)`` for each finding, in the order the page lists them."""
     items: list[tuple[tuple[int, ...], str]] = []
     # Root cause first: each cause's own finding, then what it explains, causes in their order.
@@ -203,7 +203,7 @@ def _finding_items(report: "Report") -> list[tuple[int, str]]:
     return [(k, h) for k, (_, h) in enumerate(items)]
 
 
-def _reaches_table(report: "Report") -> str:
+def _reaches_table(report: "ReportData") -> str:
     params = [p for p in report.params if not p.get("frozen")]
     losses = [str(l.get("name")) for l in report.losses]
     if not params or not losses or len(params) > 60 or len(losses) > 8:
@@ -241,12 +241,12 @@ def _asset(name: str) -> str:
     return (files("graphprobe.render") / "assets" / name).read_text(encoding="utf-8")
 
 
-def render_html(report: "Report", options: Any = None, **dot_options: Any) -> str:
+def render_html(report: "ReportData", options: Any = None, **dot_options: Any) -> str:
     """The report as one self-contained HTML page (see the module docstring).
 
     Parameters
     ----------
-    report : Report
+    report : ReportData
         What :func:`graphprobe.probe` found.
     options : DotOptions, optional
         How to draw the graph; ``dot_options`` (``title``, ``rankdir`` ...) override its fields.

@@ -18,7 +18,7 @@ from .dot import DotOptions, quote, view_dot
 from .engine import RASTER_FORMATS, LayoutOutOfMemory, default_timeout, layout
 
 if TYPE_CHECKING:
-    from ..report import Report
+    from ..model.report import ReportData
 
 __all__ = ["render_image", "render_view", "LAYOUT_TIMEOUT", "MAX_PIXELS"]
 
@@ -44,7 +44,7 @@ def _sized(opts: DotOptions, fmt: str) -> DotOptions:
     return opts
 
 
-def _card(report: "Report", why: str) -> str:
+def _card(report: "ReportData", why: str) -> str:
     """The last resort: one box with the verdict and what went wrong; any engine lays it out."""
     text = report.verdict() + "\n\n" + why + "\nSee the text or JSON report for every finding."
     return ("digraph graphprobe {\n  graph [bgcolor=\"white\", pad=\"0.3\"];\n"
@@ -98,7 +98,7 @@ def render_view(view: View, fmt: str, options: DotOptions | None = None,
     return layout(_card(report, f"(fell back: {why}; no graph drawn)"), fmt, timeout=timeout), coarse
 
 
-def render_image(report: "Report", fmt: str, options: DotOptions | None = None,
+def render_image(report: "ReportData", fmt: str, options: DotOptions | None = None,
                  timeout: float = LAYOUT_TIMEOUT) -> bytes:
     """Lay out the report's view in ``fmt`` (``svg``, ``png`` ...), falling back as
     :func:`render_view` does; the picture is at most 3,000 pt (4,000 px) on its long side."""

@@ -5,7 +5,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..report import Report
+    from ..model.report import ReportData
 
 from ..locations import short_location as _short
 
@@ -17,7 +17,7 @@ _COLORS = {"error": "\033[31;1m", "warning": "\033[33m", "info": "\033[36m", "bo
 _RESET = "\033[0m"
 
 
-def render_text(report: "Report", color: bool = False) -> str:
+def render_text(report: "ReportData", color: bool = False) -> str:
     """The report as text for a terminal (ANSI colours when ``color``)."""
 
     def c(kind: str, s: str) -> str:
@@ -108,7 +108,7 @@ def _wrap(prefix: str, text: str, indent: str = "        ") -> list[str]:
                          break_on_hyphens=False) or [prefix.rstrip()]
 
 
-def _cause_lines(report: "Report", cause: Any, tag: Any) -> list[str]:
+def _cause_lines(report: "ReportData", cause: Any, tag: Any) -> list[str]:
     """One cause: its title, the quoted line, what it starves by module, why, and the fix."""
     kind, idx = cause.finding
     f = getattr(report, kind)[idx] if idx < len(getattr(report, kind)) else {}

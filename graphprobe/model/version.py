@@ -1,0 +1,10 @@
+"""The version of the report's public JSON contract (``"schema"`` in ``Report.to_dict()``).
+
+A module of its own, importing nothing, so that the networkx view (:mod:`graphprobe.nxview`),
+which :mod:`graphprobe.graph` calls, can read it without importing the report.
+"""
+from __future__ import annotations
+
+__all__ = ["SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1

@@ -1,0 +1,122 @@
+"""The package's import graph has no cycle, counting every import (function-level and
+``TYPE_CHECKING`` ones included): data flows one way, record/walk -> model -> analysis -> render
+-> report -> cli -> the console entry.
+
+The scan reads the source with :mod:`ast`, so a lazy ``from .x import y`` inside a function
+counts like a top-level one. An import of a module's own parent package is not an edge: the
+parent is always imported first.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import graphprobe
+
+PACKAGE = Path(graphprobe.__file__).resolve().parent
+
+
+def _module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """Every module of the package under ``package_dir`` -> the package's modules it imports.
+
+    Complexity: O(size of the source).
+    """
+    root = package_dir.parent
+    paths = {_module_name(root, p): p for p in sorted(package_dir.rglob("*.py"))}
+    edges: dict[str, set[str]] = {m: set() for m in paths}
+    for mod, path in paths.items():
+        is_pkg = path.name == "__init__.py"
+        targets: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                # `from . import walk` imports the submodule walk; `from .x import name` imports x
+                subs = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in paths]
+                targets += subs or [target]
+            elif isinstance(node, ast.Import):
+                targets += [a.name for a in node.names]
+        for t in targets:
+            if t in paths and t != mod and not mod.startswith(t + "."):
+                edges[mod].add(t)
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``edges`` as ``[a, b, ..., a]``, or None; an iterative depth-first search.
+
+    Complexity: O(V + E).
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(edges):
+        if start in state:
+            continue
+        path = [start]
+        stack = [iter(sorted(edges[start]))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(edges[nxt])))
+    return None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    edges = import_graph(PACKAGE)
+    assert len(edges) > 30  # the scan found the package's modules
+    cycle = find_cycle(edges)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_layers_import_one_way():
+    edges = import_graph(PACKAGE)
+    render = {m for m in edges if m.startswith("graphprobe.render")}
+    assert render
+    for m in render | {"graphprobe.nxview"}:
+        assert "graphprobe.report" not in edges[m], m  # render takes the model's ReportData
+    assert "graphprobe._entry" not in edges["graphprobe.cli"]
+    assert "graphprobe.runner" not in edges["graphprobe.trace"]
+    model = {m for m in edges if m.startswith("graphprobe.model")}
+    for m in model:
+        assert not {t for t in edges[m] if t.startswith(("graphprobe.analysis", "graphprobe.render"))
+                    or t in ("graphprobe.report", "graphprobe.runner", "graphprobe.probe")}, m
+
+
+def test_the_scan_sees_function_level_and_type_checking_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .b import g\n    return g\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .sub import c\n")
+    (pkg / "sub" / "__init__.py").write_text("from .. import a\n")
+    (pkg / "sub" / "c.py").write_text("from . import d\nimport pkg.a\n")
+    (pkg / "sub" / "d.py").write_text("from .. import sub\n")  # its own parent: no edge
+    edges = import_graph(pkg)
+    assert edges["pkg.a"] == {"pkg.b"}
+    assert edges["pkg.b"] == {"pkg.sub.c"}
+    assert edges["pkg.sub"] == {"pkg.a"}
+    assert edges["pkg.sub.c"] == {"pkg.sub.d", "pkg.a"}
+    assert edges["pkg.sub.d"] == set()
+    cycle = find_cycle(edges)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    assert set(cycle) == {"pkg.a", "pkg.b", "pkg.sub.c"}
+    (pkg / "a.py").write_text("def f():\n    return 1\n")
+    assert find_cycle(import_graph(pkg)) is None
