@@ -199,13 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         else:  # a CI gate may keep the report of the run it gated on
             s.add_argument("-o", "--output", help="also write the report to this file "
                                                   "(.svg .png .dot .json .txt .html)")
-        s.add_argument("--title", help="title of the picture (default: the verdict)")
-        s.add_argument("--budget", type=int, default=200,
-                       help="visible nodes the picture aims at: what no finding is about folds by "
-                            "module above it (default 200)")
-        s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
-        s.add_argument("--expand", action="append", default=[], metavar="MODULE",
-                       help="draw MODULE in full detail in a collapsed picture (repeatable)")
+        _picture_options(s)
         s.add_argument("--steps", type=int, default=1, help="training steps to capture (default 1)")
         s.add_argument("--keep-running", action="store_true",
                        help="after capture, let the script run to its end with every patch removed")
@@ -219,12 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _saved_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """The subcommands on saved reports, ``show`` and ``diff``: no script, plain argparse."""
-    s = sub.add_parser("show", description=SHOW_HELP, help=SUMMARIES["show"],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("report", help="a report saved with `graphprobe render SCRIPT -o report.json`")
-    s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
+def _picture_options(s: argparse.ArgumentParser) -> None:
+    """The options that shape a picture, shared by ``render``, ``check`` and ``show``."""
     s.add_argument("--title", help="title of the picture (default: the verdict)")
     s.add_argument("--budget", type=int, default=200,
                    help="visible nodes the picture aims at: what no finding is about folds by "
@@ -232,6 +222,15 @@ def _saved_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     s.add_argument("--depth", type=int, help="draw modules collapsed to this path depth")
     s.add_argument("--expand", action="append", default=[], metavar="MODULE",
                    help="draw MODULE in full detail in a collapsed picture (repeatable)")
+
+
+def _saved_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """The subcommands on saved reports, ``show`` and ``diff``: no script, plain argparse."""
+    s = sub.add_parser("show", description=SHOW_HELP, help=SUMMARIES["show"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("report", help="a report saved with `graphprobe render SCRIPT -o report.json`")
+    s.add_argument("-o", "--output", help="output file (.svg .png .dot .json .txt .html) or - for text")
+    _picture_options(s)
     s.add_argument("--no-color", action="store_true", help="no colours in the text report")
     d = sub.add_parser("diff", description=DIFF_HELP, help=SUMMARIES["diff"],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
