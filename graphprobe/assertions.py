@@ -9,7 +9,7 @@ from torch import nn
 
 from .errors import ProbeInputError
 from .locations import short_location
-from .names import collect_known, frame_namespaces, name_of
+from .names import collect_known, frame_namespaces, name_of, unique_name
 from .probe import _check_losses, build_report
 
 __all__ = ["assert_grad_flow"]
@@ -72,10 +72,7 @@ def assert_grad_flow(loss: Any, *targets: Any) -> None:
             for i, (nm, t) in enumerate(zip(names, targets)):
                 if names.count(nm) > 1:
                     nm = f"{nm}{i}"
-                base, k = nm, 1
-                while nm in params:
-                    k += 1
-                    nm = f"{base}#{k}"
+                nm = unique_name(nm, params)
                 params[nm] = t
                 if isinstance(t, nn.Module):
                     ids.update(id(p) for p in t.parameters())

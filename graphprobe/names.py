@@ -55,7 +55,7 @@ import sysconfig
 import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Container, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -63,7 +63,7 @@ from torch import nn
 from .locations import is_user_file
 from .scopes import loop_spans
 
-__all__ = ["ParamInfo", "Known", "Registry", "collect_known", "name_hidden", "frame_namespaces",
+__all__ = ["ParamInfo", "Known", "Registry", "collect_known", "name_hidden", "frame_namespaces", "unique_name",
            "user_frames", "name_of", "strip_wrapper", "is_uninitialized"]
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -113,6 +113,15 @@ def _wrapped_attr(mod: nn.Module) -> str | None:
         if attr is not None:
             return attr
     return None
+
+
+def unique_name(base: str, taken: Container[str]) -> str:
+    """``base``, or ``base#2``, ``base#3`` ... whichever is not in ``taken`` first (the caller adds it)."""
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}#{k}"
+    return name
 
 
 def strip_wrapper(path: str) -> str:
@@ -186,10 +195,7 @@ class Known:
         for oid, name in other.optimizer_ids.items():
             new = out.optimizer_ids.get(oid)
             if new is None:
-                new, k = name, 1
-                while new in out.optimizers:
-                    k += 1
-                    new = f"{name}#{k}"
+                new = unique_name(name, out.optimizers)
                 out.optimizer_ids[oid] = new
                 out.optimizers.append(new)
             rename[name] = new
@@ -549,10 +555,7 @@ def _add_registry_modules(known: Known, registry: Registry) -> None:
             base = f"{ppath}{attr}" if attr else f"{ppath}.<{type(mod).__name__}>"
         else:
             base = type(mod).__name__
-        path, k = base, 1
-        while path in taken:
-            k += 1
-            path = f"{base}#{k}"
+        path = unique_name(base, taken)
         taken.add(path)
         _add_module(known, path, mod)
         taken.update(known.modules.values())
@@ -616,11 +619,7 @@ def name_hidden(tensors: Sequence[torch.Tensor], taken: Iterable[str] = ()) -> K
     for mod in [m for _, m in _outermost_first([("", m) for m in holders])]:
         if id(mod) in known.modules:
             continue
-        base = type(mod).__name__
-        path, k = base, 1
-        while path in used:
-            k += 1
-            path = f"{base}#{k}"
+        path = unique_name(type(mod).__name__, used)
         used.add(path)
         _add_module(known, path, mod)
     return known
@@ -690,11 +689,7 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
     fallback: Known | None = None
     taken_opt: set[str] = set()
     for path, opt in opts:
-        name = path or type(opt).__name__
-        base, k = name, 1
-        while name in taken_opt:
-            k += 1
-            name = f"{base}#{k}"
+        name = unique_name(path or type(opt).__name__, taken_opt)
         taken_opt.add(name)
         known.optimizers.append(name)
         known.optimizer_ids[id(opt)] = name
@@ -729,10 +724,7 @@ def _finish_names(known: Known) -> None:
     taken: set[str] = set()
     for i, info in enumerate(known.params.values()):
         info.order = i
-        base, k = info.name, 1
-        while info.name in taken:
-            k += 1
-            info.name = f"{base}#{k}"
+        info.name = unique_name(info.name, taken)
         taken.add(info.name)
 
 

@@ -17,7 +17,7 @@ import torch
 from . import analysis as A
 from .errors import ProbeInputError
 from .graph import ProbeGraph, TensorMeta
-from .names import Known, collect_known, frame_namespaces, name_hidden, name_of
+from .names import Known, collect_known, frame_namespaces, name_hidden, name_of, unique_name
 from .analysis import findings as F
 from .analysis.findings import CutInput
 from .analysis.messages import FIX_FREED
@@ -193,10 +193,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     # Unique loss names: a second "loss" becomes "loss#2" (then "#3"... whatever is free).
     taken: set[str] = set()
     for r in list(roots) + list(terms):
-        base, k = r.name, 1
-        while r.name in taken:
-            k += 1
-            r.name = f"{base}#{k}"
+        r.name = unique_name(r.name, taken)
         taken.add(r.name)
     fn_names, leaf_names = var_names if var_names is not None else frame_tensors(frame)
     cut_records = tr.cut_records() if tr is not None else []
