@@ -17,8 +17,6 @@ torch is still importing into one line and exit code 130, not a traceback.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import GraphprobeError, LayoutEngineMissing, ProbeInputError
@@ -41,20 +39,20 @@ __version__ = "0.1.0"
 
 # name -> the submodule that defines it
 _LAZY = {
-    "probe": "probe",
-    "trace": "trace",
-    "Trace": "trace",
+    "probe": "probing",
+    "trace": "record.recorder",
+    "Trace": "record.recorder",
     "assert_grad_flow": "assertions",
     "Report": "report",
-    "ProbeGraph": "graph",
+    "ProbeGraph": "model.graph",
 }
 
 if TYPE_CHECKING:  # what a type checker and an IDE see: the eager imports
     from .assertions import assert_grad_flow
-    from .graph import ProbeGraph
-    from .probe import probe
+    from .model.graph import ProbeGraph
+    from .probing import probe
     from .report import Report
-    from .trace import Trace, trace
+    from .record.recorder import Trace, trace
 
 
 def __getattr__(name: str) -> Any:
@@ -69,21 +67,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """The package module, which never lets a submodule shadow the function of the same name.
-
-    The import system binds each submodule on its package once it is loaded, so after
-    ``import graphprobe.runner`` (which imports the ``probe`` submodule) ``graphprobe.probe``
-    would be a module. ``graphprobe.probe`` and ``graphprobe.trace`` are the functions, as they
-    were when this file imported everything eagerly; the submodules stay in ``sys.modules``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

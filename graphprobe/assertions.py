@@ -9,8 +9,8 @@ from torch import nn
 
 from .errors import ProbeInputError
 from .locations import short_location
-from .names import collect_known, frame_namespaces, name_of, unique_name
-from .probe import _check_losses, build_report
+from .record.names import collect_known, frame_namespaces, name_of, unique_name
+from .probing import _check_losses, build_report
 
 __all__ = ["assert_grad_flow"]
 

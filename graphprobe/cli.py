@@ -292,7 +292,7 @@ def write_report(report: object, path: str, title: str | None = None, **dot_opti
     ``dot_options`` (``depth``, ``expand``, ``budget``) shape the picture formats.
     """
     from .render.dot import DotOptions
-    from .render.engine import write_atomic
+    from .io import write_atomic
     from .render.image import render_image
 
     ext = os.path.splitext(path)[1].lower()
@@ -472,7 +472,8 @@ def _main(argv: list[str], rank: int | None, tag: str) -> int:
         baseline = load_report_dict(args.baseline)
 
     from . import progress as progress_mod
-    from .runner import RunOptions, run_script
+    from .run.options import RunOptions
+    from .run.script import run_script
 
     _imports_done()  # a Ctrl-C that torch's start-up swallowed ends the run here, before the script
     progress_mod.set_enabled(not args.quiet and lead)

@@ -65,7 +65,7 @@ def _pkg_dirs() -> tuple[str, ...]:
     # torch's, numpy's and graphprobe's own folders; read from sys.modules, so nothing is imported.
     global _PKG_DIRS
     if _PKG_DIRS is None:
-        dirs = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+        dirs = [os.path.dirname(os.path.abspath(__file__)) + os.sep]  # graphprobe/
         for name in ("torch", "numpy"):
             f = getattr(sys.modules.get(name), "__file__", None)
             if f:

@@ -65,7 +65,7 @@ class GradFlow:
         """
         __tracebackhide__ = True
         from .assertions import assert_grad_flow
-        from .probe import probe
+        from .probing import probe
 
         frame = sys._getframe(1)
         try:
@@ -81,7 +81,7 @@ class GradFlow:
     def probe(self, *losses: Any, **options: Any) -> Any:
         """:func:`graphprobe.probe` of ``losses``, named as in the test; returns the Report."""
         __tracebackhide__ = True
-        from .probe import probe
+        from .probing import probe
 
         frame = sys._getframe(1)
         try:
@@ -105,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def grad_flow(request: pytest.FixtureRequest) -> Iterator[GradFlow]:
     """Run the test under :func:`graphprobe.trace`; see :class:`GradFlow`."""
-    from .trace import Trace
+    from .record.recorder import Trace
 
     tr = Trace()
     tr.__enter__()
@@ -143,7 +143,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _write_picture(report: Any, folder: str, stem: str) -> str:
     from .errors import GraphprobeError
-    from .render.engine import write_atomic
+    from .io import write_atomic
 
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, stem + ".svg")

@@ -33,7 +33,7 @@ class Report(ReportData):
         GraphML-safe; ``G.graph`` holds the verdict, the losses and the schema version. See
         :mod:`graphprobe.nxview`.
         """
-        from .nxview import to_networkx
+        from .model.nxview import to_networkx
 
         return to_networkx(self.model, self)
 
@@ -41,10 +41,10 @@ class Report(ReportData):
     def graph_with_cuts(self) -> Any:
         """:attr:`graph` plus the recorder's cut edges (``kind="cut"``), for drawing them.
 
-        Not for reachability: a cut edge carries no gradient. ``graphprobe.nxview.data_edges``
+        Not for reachability: a cut edge carries no gradient. ``graphprobe.model.nxview.data_edges``
         gives the autograd part back.
         """
-        from .nxview import to_networkx
+        from .model.nxview import to_networkx
 
         return to_networkx(self.model, self, cuts=True)
 
@@ -103,7 +103,7 @@ class Report(ReportData):
         ``expand``, ``budget`` ...).
         """
         from .render.dot import DotOptions
-        from .render.engine import write_atomic
+        from .io import write_atomic
         from .render.image import render_image
 
         svg = render_image(self, "svg", DotOptions(**options)).decode("utf-8")
@@ -117,7 +117,7 @@ class Report(ReportData):
         It loads nothing from the network. Written atomically to ``path`` if given; ``options``
         are :class:`~graphprobe.render.dot.DotOptions` fields, as for :meth:`to_svg`.
         """
-        from .render.engine import write_atomic
+        from .io import write_atomic
         from .render.html import render_html
 
         page = render_html(self, **options)
@@ -128,7 +128,7 @@ class Report(ReportData):
     def to_png(self, path: str, **options: Any) -> None:
         """Lay out and write a PNG to ``path`` (atomically)."""
         from .render.dot import DotOptions
-        from .render.engine import write_atomic
+        from .io import write_atomic
         from .render.image import render_image
 
         write_atomic(path, render_image(self, "png", DotOptions(**options)))

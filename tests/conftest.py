@@ -49,7 +49,8 @@ def sample_report():
     def run(name: str, *args: str):
         key = (name, args)
         if key not in cache:
-            from graphprobe.runner import RunOptions, run_script
+            from graphprobe.run.options import RunOptions
+            from graphprobe.run.script import run_script
 
             cache[key] = run_script(RunOptions(os.path.join(SAMPLES, name), list(args))).report
         return cache[key]

@@ -294,21 +294,3 @@ def test_real_sigint_gives_130_and_one_line(tmp_path):
     assert p.returncode in (130, -signal.SIGINT), err
     assert err == "graphprobe: interrupted\n", err
     assert os.listdir(tmp_path) == ["s.py"]
-
-
-def test_lazy_package_keeps_functions_over_submodules():
-    # The import system binds a loaded submodule on its package with setattr; graphprobe.probe
-    # and graphprobe.trace stay the functions (as with the eager imports this package once had).
-    import types
-
-    import graphprobe
-    import graphprobe.probe  # noqa: F401  (the submodule, loaded and bound by the import system)
-    from graphprobe import analysis, assert_grad_flow, probe, trace  # noqa: F401
-
-    graphprobe.probe = sys.modules["graphprobe.probe"]  # what the import system does
-    assert callable(graphprobe.probe) and graphprobe.probe is probe
-    assert callable(graphprobe.trace) and graphprobe.trace is trace
-    assert isinstance(analysis, types.ModuleType)
-    assert "probe" in dir(graphprobe) and graphprobe.Report.__name__ == "Report"
-    with pytest.raises(AttributeError):
-        graphprobe.no_such_name  # noqa: B018

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from graphprobe.cli import main
-from graphprobe.names import collect_known
+from graphprobe.record.names import collect_known
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import graphprobe
-from graphprobe.fsdp import unsharded_twins
+from graphprobe.record.fsdp import unsharded_twins
 
 from test_ddp import SAMPLES, _tool, _torchrun
 

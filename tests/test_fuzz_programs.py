@@ -666,7 +666,8 @@ def check_step_program(prog: StepProgram) -> None:
     import json
     import runpy
 
-    from graphprobe.runner import RunOptions, run_script
+    from graphprobe.run.options import RunOptions
+    from graphprobe.run.script import run_script
 
     text = step_source(prog)
     path = os.path.join(TMP_DIR, f"step_{next(_FILE_NO)}.py")

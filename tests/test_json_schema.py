@@ -7,8 +7,9 @@ import copy
 import jsonschema  # in the test extra
 import pytest
 
-from graphprobe.runner import RunOptions, run_script
-from graphprobe.schema import json_schema, validate
+from graphprobe.run.options import RunOptions
+from graphprobe.run.script import run_script
+from graphprobe.model.schema import json_schema, validate
 
 from conftest import other_samples
 
@@ -106,4 +107,4 @@ def test_the_schema_rejects_what_is_wrong(sample_report):
 def test_the_schema_is_package_data():
     from importlib import resources
 
-    assert resources.files("graphprobe").joinpath("schemas/report-1.json").is_file()
+    assert resources.files("graphprobe").joinpath("model/schemas/report-1.json").is_file()

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 import graphprobe
-from graphprobe.names import collect_known
-from graphprobe.terms import loss_terms
-from graphprobe.runner import RunOptions, run_script
+from graphprobe.record.names import collect_known
+from graphprobe.record.terms import loss_terms
+from graphprobe.run.options import RunOptions
+from graphprobe.run.script import run_script
 
 
 def _run(tmp_path: Path, src: str, *args: str, steps: int = 1):
@@ -588,7 +589,7 @@ def _accumulate(xs):
 
 
 def test_loop_spans_say_which_bindings_are_inside_a_loop():
-    from graphprobe.scopes import loop_spans
+    from graphprobe.record.scopes import loop_spans
 
     first = _accumulate.__code__.co_firstlineno
     spans = loop_spans(_accumulate.__code__)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import graphprobe
-from graphprobe.nxview import data_edges
+from graphprobe.model.nxview import data_edges
 
 from conftest import other_samples
 

@@ -51,7 +51,7 @@ def test_built_wheel(tmp_path):
     assert f"Version: {graphprobe.__version__}\n" in meta
     assert "License-Expression: MIT\n" in meta and "Classifier: Typing :: Typed\n" in meta
     assert f"{info}/licenses/LICENSE" in names
-    assert "graphprobe/schemas/report-1.json" in names and "graphprobe/py.typed" in names
+    assert "graphprobe/model/schemas/report-1.json" in names and "graphprobe/py.typed" in names
     eps = z.read(f"{info}/entry_points.txt").decode()
     assert "graphprobe = graphprobe._entry:main_entry" in eps
     assert "[pytest11]\ngraphprobe.pytest_plugin = graphprobe.pytest_plugin" in eps

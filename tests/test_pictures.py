@@ -27,7 +27,8 @@ import graphprobe
 from graphprobe.render.collapse import make_view
 from graphprobe.render.dot import DotOptions
 from graphprobe.render.image import render_view
-from graphprobe.runner import RunOptions, run_script
+from graphprobe.run.options import RunOptions
+from graphprobe.run.script import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "tests" / "programs"

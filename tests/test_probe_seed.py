@@ -241,7 +241,7 @@ def test_json_contract(seed_nets):
     assert set(d["cuts"][0]) >= {"kind", "chain", "location", "from", "to", "blocked", "severity"}
     assert any(e["kind"] == "cut" for e in d["edges"])
     kinds = {n["kind"] for n in d["nodes"]}
-    assert kinds <= set(graphprobe.graph.NODE_KINDS)
+    assert kinds <= set(graphprobe.model.graph.NODE_KINDS)
     assert {"loss", "op", "param", "reentry_leaf"} <= kinds
 
 

@@ -97,7 +97,7 @@ def test_fixture_check_probe_and_one_picture_per_failing_check(inner):
 
 
 def test_without_the_option_nothing_is_written_and_no_trace_stays(inner):
-    from graphprobe.trace import active_trace
+    from graphprobe.record.recorder import active_trace
 
     res = _run(inner, "-k", "fixture")
     res.assert_outcomes(failed=1, passed=1)

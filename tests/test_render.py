@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from graphprobe.errors import GraphprobeError, LayoutEngineMissing, OutputError
-from graphprobe.graph import ProbeGraph, TensorMeta
-from graphprobe.render import DotOptions, find_engine, layout, quote, to_dot, write_atomic
+from graphprobe.model.graph import ProbeGraph, TensorMeta
+from graphprobe.io import write_atomic
+from graphprobe.render import DotOptions, find_engine, layout, quote, to_dot
 from graphprobe.render import engine as engine_mod
 from graphprobe.report import Report
 

@@ -25,7 +25,8 @@ from torch.overrides import _get_current_function_mode_stack
 import graphprobe
 from graphprobe import probe, trace
 from graphprobe.cli import main
-from graphprobe.trace import TrackedArray, active_trace
+from graphprobe.record.tagged import TrackedArray
+from graphprobe.record.recorder import active_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

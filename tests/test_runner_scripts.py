@@ -226,7 +226,7 @@ def test_retain_graph_none_follows_create_graph(tmp_path, monkeypatch, capsys):
 
 
 def test_retain_helper_reads_each_signature():
-    from graphprobe.runner import _retain
+    from graphprobe.run.capture import _retain
 
     # Tensor.backward(gradient, retain_graph, create_graph, inputs)
     assert _retain((), {}, 1, 2) is False

@@ -487,12 +487,12 @@ def test_aot_eager_loop(tmp_path, monkeypatch, capsys, keep):
 
 
 def test_a_crash_of_graphprobe_at_the_step_end_is_graphprobes_not_the_scripts(tmp_path, monkeypatch, capsys):
-    import graphprobe.runner as runner
+    import graphprobe.run.capture as capture
 
     def broken(*args, **kwargs):
         raise ValueError("broken walk")
 
-    monkeypatch.setattr(runner, "build_report", broken)
+    monkeypatch.setattr(capture, "build_report", broken)
     script = _write(tmp_path, """\
         net = nn.Linear(3, 2)
         opt = torch.optim.SGD(net.parameters(), 0.1)

@@ -20,7 +20,8 @@ from torch import nn
 
 import graphprobe
 from graphprobe import probe, trace
-from graphprobe.trace import _get_prov, active_trace
+from graphprobe.record.tagged import _get_prov
+from graphprobe.record.recorder import active_trace
 
 X = torch.ones(2, 3) * 0.2
 T1 = torch.ones(2, 3) * 0.5

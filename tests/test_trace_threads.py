@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import graphprobe
-from graphprobe.trace import active_trace
+from graphprobe.record.recorder import active_trace
 
 
 def test_a_second_thread_cannot_start_a_trace_while_one_records():

@@ -18,7 +18,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from graphprobe import probe, trace
-from graphprobe.trace import _get_prov, _mode_stack
+from graphprobe.record.tagged import _get_prov
+from graphprobe.record.modestack import _mode_stack
 
 _ORIG_EXIT = TorchFunctionMode.__exit__
 
@@ -709,7 +710,7 @@ def test_no_grad_op_in_the_same_function_is_reported_at_the_op(nets):
 
 def test_a_crash_in_the_recorder_is_graphprobes_not_the_scripts(tmp_path, monkeypatch, capsys):
     from graphprobe import cli
-    from graphprobe.trace import Trace
+    from graphprobe.record.recorder import Trace
 
     def broken(self, *args, **kwargs):
         raise ValueError("broken bookkeeping")

@@ -1,7 +1,7 @@
 """Cuts: what a cut edge blocks, given the autograd reachability on both sides."""
 from __future__ import annotations
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from .reach import _bits, loss_masks, upstream
 
 __all__ = ["blocked_by_cut"]

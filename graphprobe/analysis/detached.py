@@ -1,7 +1,7 @@
 """Detached leaves: known parameters no loss reaches, re-entry leaves, and frozen parameters."""
 from __future__ import annotations
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from .reach import loss_masks
 
 __all__ = ["unreached", "reentry_leaves", "frozen"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import AbstractSet as Set
 from typing import Any, Sequence
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from ..locations import short_location
 from ..model.findings import (Cause, Cut, Freed, RebuiltLeaf, ScriptError, Starved, Unreached, severity_rank,
                               worst)

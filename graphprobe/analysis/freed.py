@@ -1,7 +1,7 @@
 """Freed nodes: saved tensors an earlier backward already released."""
 from __future__ import annotations
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from .reach import _bits, loss_masks
 
 __all__ = ["freed_nodes"]
@@ -18,7 +18,7 @@ def freed_nodes(g: ProbeGraph, masks: list[int] | None = None) -> list[dict]:
     Notes
     -----
     Complexity: O(F x L) after the masks, F freed nodes and L losses. Which nodes are freed is
-    found during the walk (:func:`graphprobe.walk.is_freed`).
+    found during the walk (:func:`graphprobe.walk.walker.is_freed`).
     """
     masks = masks if masks is not None else loss_masks(g)
     return [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..locations import short_location, split_location
-from ..source import enclosing_no_grad, source_line
+from ..record.source import enclosing_no_grad, source_line
 
 __all__ = ["source_line", "enclosing_no_grad", "cut_reason", "cut_fix", "numpy_equivalents", "join_capped",
            "FIX_FREED", "FIX_UNREACHED", "MAX_LINE"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 
 __all__ = ["loss_masks", "reaches", "reached_by", "upstream"]
 

@@ -1,7 +1,7 @@
 """The data model at the bottom of graphprobe: typed findings and the report's data.
 
 Nothing here imports analysis, render, the report's renderers or the runner; the report's data
-(:mod:`graphprobe.model.report`) reads only the walked graph (:mod:`graphprobe.graph`) and
+(:mod:`graphprobe.model.report`) reads only the walked graph (:mod:`graphprobe.model.graph`) and
 :mod:`graphprobe.locations`.
 """
 from __future__ import annotations

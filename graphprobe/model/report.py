@@ -34,7 +34,7 @@ The JSON (``Report.to_dict()``) is a public, versioned contract; ``"schema": 1``
 - ``opaque``: ``[{node, op, module, kind, confirmed, reason}]``: regions graphprobe can't see
   inside (reentrant checkpoint, ``torch.compile``, custom ``autograd.Function``), and whether
   a real backward confirmed what they reach
-- ``nodes``, ``edges``: the graph (see :mod:`graphprobe.graph` for the schema)
+- ``nodes``, ``edges``: the graph (see :mod:`graphprobe.model.graph` for the schema)
 - ``verdict``: the one-line summary; ``findings``: counts by severity
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..graph import ProbeGraph
+from .graph import ProbeGraph
 from ..locations import short_location as _short
 from .findings import (SEVERITIES, Cause, Cut, Finding, Freed, Opaque, RebuiltLeaf, ScriptError,
                        Unreached)

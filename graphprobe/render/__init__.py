@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from .dot import DotOptions, quote, to_dot
-from .engine import find_engine, layout, write_atomic
+from .engine import find_engine, layout
 
-__all__ = ["DotOptions", "to_dot", "quote", "find_engine", "layout", "write_atomic"]
+__all__ = ["DotOptions", "to_dot", "quote", "find_engine", "layout"]

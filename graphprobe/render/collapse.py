@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from ..model.report import ReportData
 
 __all__ = ["View", "make_view", "collapse", "visible_count", "auto_depth", "DEFAULT_BUDGET"]

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from ..errors import GraphprobeError
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from ..model.report import ReportData
 from .collapse import View, make_view
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GraphprobeError
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from ..locations import short_location
 from ..model.report import ReportData
 from .collapse import View, make_view
@@ -539,7 +539,7 @@ def to_dot(report: ReportData, options: DotOptions | None = None) -> str:
 
     Examples
     --------
-    >>> from graphprobe.graph import ProbeGraph
+    >>> from graphprobe.model.graph import ProbeGraph
     >>> from graphprobe.report import Report
     >>> g = ProbeGraph()
     >>> w = g.add_node("param", "w"); loss = g.add_node("loss", "loss")

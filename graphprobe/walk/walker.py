@@ -6,17 +6,16 @@ are held in a local dict only while walking; what the graph keeps is strings and
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence, cast
 
 import torch
 
-from .graph import ProbeGraph, TensorMeta
-from .names import Known
+from ..model.graph import ProbeGraph, TensorMeta
+from ..model.known import Known
+from .stack import ensure_stack_for_free
 
-__all__ = ["Root", "CutSides", "WalkResult", "walk", "iter_fns", "is_freed", "opaque_kind",
-           "ensure_stack_for_free"]
+__all__ = ["Root", "CutSides", "WalkResult", "walk", "iter_fns", "is_freed", "opaque_kind"]
 
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
 _OPAQUE_CACHE: dict[type, str | None] = {}
@@ -223,7 +222,7 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
     recursion, so depth is unbounded.
     """
     w = _Walker(known, var_names or {}, reentry_ids or set(), plain_leaf_ids or set(), check_freed)
-    w.read_tags = read_tags and TAGGED[0]
+    w.read_tags = read_tags
     g = w.g
     for i, root in enumerate(roots):
         w.add_root(root, 1 << i)
@@ -255,46 +254,6 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
     return WalkResult(g, fn_node, leaf_node, w.masks)
 
 
-_STACK_PER_NODE = 256  # bytes of C stack torch needs per node to free a walked chain
-
-
-def ensure_stack_for_free(n_nodes: int) -> None:
-    """Raise the main thread's soft stack limit so torch can free a walked graph of ``n_nodes``.
-
-    Why: once Python has seen an autograd node (any ``next_functions`` walk does), torch 2.13
-    frees that node through its Python wrapper, recursively, instead of with its iterative
-    deleter. Freeing a walked chain of ~80,000 nodes then overflows the default 8 MiB stack and
-    the user's process dies with a segfault when the graph goes out of scope. Linux grows the
-    main thread's stack up to the *current* soft limit, so raising it (never lowering it, never
-    past the hard limit, at most 512 MiB) makes the later free safe.
-
-    What else it changes: this process's threads keep the stack size glibc gave them at
-    start-up, but processes started afterwards (subprocesses, spawned DataLoader workers)
-    inherit the raised soft limit and size their own threads' stacks from it (virtual address
-    space, not memory). Set ``GRAPHPROBE_NO_STACK_RAISE=1`` to leave the limit alone.
-    Complexity: O(1).
-    """
-    if n_nodes < 20_000 or os.environ.get("GRAPHPROBE_NO_STACK_RAISE"):
-        return
-    try:
-        import resource
-    except ImportError:  # not on Linux/macOS: nothing to do
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    need = min(_STACK_PER_NODE * n_nodes + (16 << 20), 512 << 20)
-    if soft == resource.RLIM_INFINITY or soft >= need:
-        return
-    new = need if hard == resource.RLIM_INFINITY else min(hard, need)
-    if new > soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_STACK, (new, hard))
-        except (ValueError, OSError):
-            pass
-
-
-#: Set by the recorder once it has tagged a node with its module (so a plain probe() can skip
-#: reading every node's metadata).
-TAGGED = [False]
 #: autograd node type -> (its name, "leaf" for AccumulateGrad / an opaque kind / None)
 _TYPE_INFO: dict[type, tuple[str, str | None]] = {}
 

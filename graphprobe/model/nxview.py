@@ -13,7 +13,7 @@ every node has every key (``G.nodes[n]["op"]`` never raises), and a list (a shap
 stored as JSON text (``"[2, 3]"``); ``json.loads`` gives it back.
 
 Node attributes: ``kind``, ``label``, ``op``, ``module``, ``name``, ``shape``, ``dtype``,
-``device``, ``freed``, ``location``, as in :mod:`graphprobe.graph`. Edges run in data-flow
+``device``, ``freed``, ``location``, as in :mod:`graphprobe.model.graph`. Edges run in data-flow
 direction (parameter -> op -> loss) with ``kind="data"``; in the view with cuts, a cut edge has
 ``kind="cut"``, ``cut`` (its index in the report's ``cuts``), ``cut_kind`` (``numpy``, ``item``
 ...), ``severity`` and ``location`` (empty where unknown).
@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from .model.version import SCHEMA_VERSION
+from .version import SCHEMA_VERSION
 
 
 # What this view reads of a graph and of a report, typed structurally: a ProbeGraph and a

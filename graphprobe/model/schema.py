@@ -1,9 +1,9 @@
 """The JSON Schema (draft 2020-12) of the report's JSON, schema 1, shipped inside the package.
 
-The file is ``graphprobe/schemas/report-1.json``; it types every key that
+The file is ``graphprobe/model/schemas/report-1.json``; it types every key that
 :meth:`graphprobe.Report.to_dict` writes (``graphprobe render x.py -o report.json``).
 
->>> from graphprobe.schema import json_schema
+>>> from graphprobe.model.schema import json_schema
 >>> json_schema()["properties"]["schema"]
 {'description': 'the version of this contract', 'const': 1}
 """
@@ -25,7 +25,7 @@ def json_schema(version: int = 1) -> dict[str, Any]:
         name = SCHEMA_FILE[version]
     except KeyError:
         raise ValueError(f"no JSON Schema for report schema {version}; known: {sorted(SCHEMA_FILE)}") from None
-    return json.loads(resources.files("graphprobe").joinpath(name).read_text(encoding="utf-8"))
+    return json.loads(resources.files("graphprobe.model").joinpath(name).read_text(encoding="utf-8"))
 
 
 def validate(report: Any) -> None:

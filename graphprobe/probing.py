@@ -16,11 +16,10 @@ import torch
 
 from . import analysis as A
 from .errors import ProbeInputError
-from .graph import ProbeGraph, TensorMeta
-from .names import Known, collect_known, frame_namespaces, name_hidden, name_of, unique_name
+from .model.graph import ProbeGraph, TensorMeta
+from .record.names import Known, collect_known, frame_namespaces, name_hidden, name_of, unique_name
 from .analysis import findings as F
 from .analysis.findings import CutInput
-from .analysis.messages import FIX_FREED
 from .model.findings import Opaque, ScriptError
 from .report import Report
 from .walk import CutSides, Root, walk
@@ -169,7 +168,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
            confirmed: Sequence[set[int] | None] | None, errors: Sequence[ScriptError] = (),
            unjudged: set[int] = frozenset(),  # type: ignore[assignment]
            earlier: Known | None = None) -> Report:
-    from .trace import active_trace
+    from .record.recorder import active_trace, modules_tagged
 
     tr = trace if trace is not None else active_trace()
     # The live recorder knows every module that ran and optimizer built (a snapshot does not).
@@ -207,7 +206,7 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
 
     res = walk(roots, known, cuts=sides, var_names=fn_names, reentry_ids=reentry_ids,
                plain_leaf_ids=plain_ids, check_freed=check_freed, terms=terms,
-               read_tags=tr is not None)
+               read_tags=tr is not None and modules_tagged())
     g = res.graph
     for fn in freed_fns:
         nid = res.fn_node.get(fn)
@@ -293,7 +292,7 @@ def guess_origins(g: ProbeGraph, fn_node: Mapping[Any, int], leaves: Mapping[int
     ``_GUESS_NODE_BUDGET`` nodes, stopping once every leaf is linked: O(N·s) for N nodes with s
     saved slots each, plus O(numel) per same-size candidate, vectorised.
     """
-    from .walk import _raw_saved_attrs
+    from .walk.walker import _raw_saved_attrs
 
     if not leaves:
         return []

@@ -11,7 +11,7 @@ Where objects are looked for, in this order (the rank of what is found):
    a module's plain attributes such as a list of layers or its own ``self.opt``), list and tuple
    items (``nets[1]``), dict values (``opts["g"]``), a function's closure cells and an LR
    scheduler's optimizer, at most ``_MAX_HOPS`` steps away and ``_MAX_VISITS`` values in all;
-3. the recorder's registries (:meth:`graphprobe.trace.Trace.modules_seen`, ``optimizers_seen``):
+3. the recorder's registries (:meth:`graphprobe.record.recorder.Trace.modules_seen`, ``optimizers_seen``):
    every module whose forward ran and every optimizer built or stepped while recording, for
    what no variable reaches. A module built and called inside another's ``forward`` is named by
    that caller (``seq.<Linear>``), one that ran from nowhere by its class (``Net``);
@@ -55,12 +55,13 @@ import sysconfig
 import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Container, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
 
-from .locations import is_user_file
+from ..model.known import Known, ParamInfo, finish_names, unique_name
+from ..locations import is_user_file
 from .scopes import loop_spans
 
 __all__ = ["ParamInfo", "Known", "Registry", "collect_known", "name_hidden", "frame_namespaces", "unique_name",
@@ -99,7 +100,7 @@ _ATOMS = (str, bytes, int, float, complex, bool, type(None), range, slice)
 
 
 class Registry(Protocol):
-    """What the recorder saw: :class:`graphprobe.trace.Trace` is one."""
+    """What the recorder saw: :class:`graphprobe.record.recorder.Trace` is one."""
 
     def modules_seen(self) -> list[tuple[Any, Any]]: ...
 
@@ -113,15 +114,6 @@ def _wrapped_attr(mod: nn.Module) -> str | None:
         if attr is not None:
             return attr
     return None
-
-
-def unique_name(base: str, taken: Container[str]) -> str:
-    """``base``, or ``base#2``, ``base#3`` ... whichever is not in ``taken`` first (the caller adds it)."""
-    name, k = base, 1
-    while name in taken:
-        k += 1
-        name = f"{base}#{k}"
-    return name
 
 
 def strip_wrapper(path: str) -> str:
@@ -151,70 +143,6 @@ def is_uninitialized(t: Any) -> bool:
     initialises it.
     """
     return isinstance(t, _UNINITIALIZED)
-
-
-@dataclass
-class ParamInfo:
-    """What graphprobe knows of one parameter tensor."""
-
-    name: str
-    module: str | None
-    tensor: Any  # held only while probing
-    optimizers: list[str] = field(default_factory=list)
-    is_module_param: bool = False
-    order: int = 0  # registration order, for display (weight before bias)
-
-
-@dataclass
-class Known:
-    """Parameters by ``id()``, module objects by ``id()`` -> path, optimizer names."""
-
-    params: dict[int, ParamInfo] = field(default_factory=dict)
-    modules: dict[int, str] = field(default_factory=dict)
-    optimizers: list[str] = field(default_factory=list)
-    uninitialized: list[str] = field(default_factory=list)  # lazy parameters, left out of params
-    optimizer_ids: dict[int, str] = field(default_factory=dict)  # id() of each optimizer -> its name
-    #: FSDP2: a sharded parameter's id -> the unsharded one the graph holds (see graphprobe.fsdp)
-    twins: dict[int, Any] = field(default_factory=dict)
-
-    def module_path(self, module: Any) -> str:
-        """The path of a module object, or its class name when it was not found by name."""
-        path = self.modules.get(id(module))
-        return path if path is not None else type(module).__name__
-
-    def merged(self, other: "Known") -> "Known":
-        """These names, and what only ``other`` found (named as there, ``#2`` where taken).
-
-        The runner names what each backward of a step can see, the earliest first: a script
-        may rebind ``model`` or leave the method before the step ends.
-        Complexity: O(P + M) over both.
-        """
-        out = Known(dict(self.params), dict(self.modules), list(self.optimizers),
-                    list(self.uninitialized), dict(self.optimizer_ids), {**other.twins, **self.twins})
-        rename: dict[str, str] = {}
-        for oid, name in other.optimizer_ids.items():
-            new = out.optimizer_ids.get(oid)
-            if new is None:
-                new = unique_name(name, out.optimizers)
-                out.optimizer_ids[oid] = new
-                out.optimizers.append(new)
-            rename[name] = new
-        for mid, path in other.modules.items():
-            out.modules.setdefault(mid, path)
-        for name in other.uninitialized:
-            if name not in out.uninitialized:
-                out.uninitialized.append(name)
-        for pid, info in other.params.items():
-            opts = [rename.get(o, o) for o in info.optimizers]
-            mine = out.params.get(pid)
-            if mine is None:
-                out.params[pid] = ParamInfo(info.name, info.module, info.tensor, opts, info.is_module_param)
-            else:
-                out.params[pid] = ParamInfo(mine.name, mine.module, mine.tensor,
-                                            mine.optimizers + [o for o in opts if o not in mine.optimizers],
-                                            mine.is_module_param)
-        _finish_names(out)
-        return out
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -715,22 +643,13 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
                     known.params[id(p)] = info
                 if name not in info.optimizers:
                     info.optimizers.append(name)
-    _finish_names(known)
+    finish_names(known)
     return known
-
-
-def _finish_names(known: Known) -> None:
-    """Number the parameters in order; two found under one name: the second is ``#2``."""
-    taken: set[str] = set()
-    for i, info in enumerate(known.params.values()):
-        info.order = i
-        info.name = unique_name(info.name, taken)
-        taken.add(info.name)
 
 
 def _add_params(known: Known, params: Any, namespaces: list[Mapping[str, Any]]) -> None:
     """The modules and tensors of an explicit ``params=``."""
-    from .errors import ProbeInputError
+    from ..errors import ProbeInputError
 
     if isinstance(params, nn.Module):
         params = [params]

@@ -1,80 +1,41 @@
-"""Running a user's script under the recorder, capturing its backward calls for one training step.
+"""Intercepting the step: backward and grad calls, the optimizers, threads and child processes.
 
-The script runs as ``__main__`` with its own argv and ``sys.path[0]``, as ``python script.py``
-would run it (``runpy.run_path``). ``Tensor.backward``, ``torch.autograd.backward`` and
-``torch.autograd.grad`` are wrapped, and so are the optimizers: torch's global optimizer step
-hooks see every ``step()``, and ``Optimizer.__init__`` is observed so the runner knows every
-optimizer the script built.
-
-**The step** is one round of the script's optimizers: it starts at the first backward and ends
-when every optimizer the script built has stepped at least once since (a GAN's D and G steps,
-WGAN's ``n_critic`` D steps and then its G step, an ensemble's optimizers in turn, LBFGS's
-``step(closure)``). Every user backward and ``autograd.grad`` in that window belongs to it. A
-round is bounded (:data:`MAX_CALLS` backward calls, :data:`MAX_OPT_STEPS` optimizer steps); when
-the bound is hit the report says so, and parameters whose optimizers never stepped in the
-window are not judged (never called unreached). Scripts without an optimizer (updating
-``p.data`` by hand) end the step, in this order, at ``Module.zero_grad``, when a backward call
-site repeats with a loss built after the previous backward (so a loop over losses stays one
-step), or at the end of the script.
-
-**Not losses:** backward/grad calls made by torch itself (aot_autograd compiling a
-``torch.compile`` region, functorch, ``autograd.functional.jacobian``, checkpoint recomputation)
-and ``autograd.grad(..., create_graph=True)`` (a gradient penalty, a PINN derivative, a MAML
-inner step: part of the graph the real loss is built from). Inside ``optimizer.step(closure)``
-the first evaluation of the closure is recorded (cuts included); LBFGS's re-evaluations are not.
-
-**Threads and processes:** the step is captured from the first thread that calls backward; when
-that is not the thread the recorder started on, the recorder moves to it and the thread's first
-round is a warm-up (its forward ran unrecorded), the second is reported. Children started with
-``multiprocessing`` (fork or spawn, ``torch.multiprocessing`` hogwild, ``mp.spawn``) capture
-their own first step and report it, one report per child.
-
-Once the step is captured the walk runs once for all its losses, and the script is stopped, or,
-with ``keep_running``, left to run on with every patch removed. Stopping unwinds the script: its
-``finally:`` blocks run, but ``torch.save`` calls made while it unwinds are skipped and the
-``atexit`` handlers it registered are not run, so a 1-step model never overwrites a checkpoint.
-Every patch is removed on every exit path, by identity.
-
-An error the script raises after its first backward also ends the step: the report is kept and
-carries it as a ``script_error``. DDP (``find_unused_parameters=False``) raises "Expected to have
-finished reduction in the prior iteration" at the next forward when a parameter got no
-gradient: when the report's unreached parameters explain it, the step simply ended there, and
-the error becomes a note, the unreached parameters being the finding.
+:class:`_Capture` wraps ``Tensor.backward``, ``torch.autograd.backward``/``grad`` and the
+optimizers (torch's global step hooks), decides which calls belong to the step (see
+:mod:`graphprobe.run`), and builds the report once the step is complete.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import functools
-import linecache
 import os
 import pickle
-import re
-import runpy
 import shutil
 import sys
 import tempfile
 import threading
-import tokenize
-import traceback
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from .locations import short_location as _short
-from .errors import NoBackwardError, ScriptError, _GraphprobeBug
-from .names import collect_known, frame_namespaces, name_of
-from .terms import loss_terms
-from .analysis.messages import FIX_FREED
-from .model.findings import ScriptError as ScriptErrorFinding
-from .probe import build_report, frame_tensors
-from .report import Report
-from .trace import Trace, TraceSnapshot, _is_user_file, release_modes, user_frame, user_location
-from .walk import Root
+from ..errors import _GraphprobeBug
+from ..io import write_atomic
+from ..model.findings import ScriptError as ScriptErrorFinding
+from ..probing import build_report, frame_tensors
+from ..locations import is_user_file as _is_user_file
+from ..record.names import collect_known, frame_namespaces, name_of
+from ..record.recorder import Trace, TraceSnapshot
+from ..record.frames import user_frame, user_location
+from ..record.terms import loss_terms
+from ..report import Report
+from ..walk import Root
+from .diagnose import TWICE, explain_backward_error, source_expr
+from .options import RunOptions
 
-__all__ = ["RunOptions", "RunResult", "run_script", "MAX_CALLS", "MAX_OPT_STEPS"]
+__all__ = ["MAX_CALLS", "MAX_OPT_STEPS"]
 
 MAX_CALLS = 32  # backward calls in one captured round before the bound ends it
 MAX_OPT_STEPS = 32  # optimizer steps in one captured round before the bound ends it
@@ -86,10 +47,11 @@ _DDP_UNUSED = "Expected to have finished reduction in the prior iteration"
 _ONE_ROOT: tuple[type, ...] = (torch.Tensor,) + tuple(
     t for t in (getattr(torch.autograd.graph, "GradientEdge", None),) if t is not None)
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_GP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_GP_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # graphprobe/
 
 # The capture now running in this process (a forked child finds its parent's here and drops it).
 _CURRENT: "_Capture | None" = None
+
 
 
 class _StopCapture(BaseException):
@@ -108,35 +70,6 @@ def _ours(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise _GraphprobeBug(f"graphprobe failed in {fn.__name__}") from e
 
     return inner
-
-
-@dataclass
-class RunOptions:
-    """What to run and how much of it to capture."""
-
-    script: str
-    args: list[str] = field(default_factory=list)
-    steps: int = 1
-    keep_running: bool = False
-    progress: Callable[[str], None] | None = None
-
-
-@dataclass
-class RunResult:
-    """The report, whether a backward failed, and how the script ended.
-
-    ``children`` holds one ``(label, report)`` per child process that captured a step
-    (``child1``, ``child2`` ... in start order); ``stopped_early`` is True when graphprobe ended
-    the script after the capture, ``left_threads`` names its non-daemon threads still alive then.
-    """
-
-    report: Report
-    backward_failed: bool = False
-    script_exit: int | None = None
-    stopped_early: bool = False
-    interrupted: bool = False  # Ctrl-C after the first backward: the report covers what was captured
-    children: list[tuple[str, Report]] = field(default_factory=list)
-    left_threads: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -495,7 +428,7 @@ class _Capture:
 
         This round's forward ran unrecorded, so it is a warm-up: the next round is reported.
         """
-        from .trace import _Mode
+        from ..record.mode import _Mode
 
         self.train_thread = threading.get_ident()
         tr = self.tr
@@ -579,7 +512,7 @@ class _Capture:
     @_ours
     def note_call(self, tensors: list[Any], site: str | None, retain: bool, frame: Any) -> None:
         namespaces = frame_namespaces(frame)
-        expr = _source_expr(site)
+        expr = source_expr(site)
         roots = []
         for i, t in enumerate(tensors):
             if not isinstance(t, torch.Tensor) or (t.grad_fn is None and not t.requires_grad):
@@ -613,7 +546,7 @@ class _Capture:
 
     def known_params(self, frame: Any) -> list[tuple[int, torch.Tensor]]:
         """The trainable leaf parameters this backward's names know (found at the call, else now)."""
-        from .names import collect_known
+        from ..record.names import collect_known
 
         known = self.call_known if self.call_known is not None else collect_known(frame, registry=self.tr)
         return [(pid, info.tensor) for pid, info in known.params.items()
@@ -627,7 +560,7 @@ class _Capture:
         returned and dropped (never accumulated into ``.grad``), RNG state restored.
         Complexity: O(V + E) to look for a custom node, then one backward per root.
         """
-        from .walk import iter_fns
+        from ..walk import iter_fns
 
         if not any(isinstance(fn, torch.autograd.function.BackwardCFunction)
                    for fn in iter_fns(r.tensor.grad_fn for r in call.roots)):
@@ -654,57 +587,17 @@ class _Capture:
     @_ours
     def scan_freed(self, tensors: list[Any]) -> list[Any]:
         """Autograd nodes behind ``tensors`` whose saved tensors are already freed (iterative)."""
-        from .walk import is_freed, iter_fns
+        from ..walk import is_freed, iter_fns
 
         starts = [t.grad_fn for t in tensors if isinstance(t, torch.Tensor)]
         freed = [fn for fn in iter_fns(starts) if is_freed(fn)]
         return freed
     def on_error(self, e: RuntimeError, tensors: list[Any], site: str | None, freed: list[Any]) -> None:
-        msg = str(e)
         self.backward_failed = True
-        if _TWICE in msg:
-            self.errors.append(self.explain_twice(freed, site))
-        elif _NO_GRAD in msg:
-            self.errors.append(self.explain_no_grad(tensors, site))
-        else:
-            self.errors.append(ScriptErrorFinding(
-                kind="backward_failed", severity="error", location=site,
-                message=f"backward at {_short(site)} raised: {msg.splitlines()[0]}"))
+        if TWICE in str(e):
+            self.freed_fns = freed
+        self.errors.append(explain_backward_error(e, tensors, site, freed, self.calls, self.tr))
         self.finish()
-
-    def explain_twice(self, freed: list[Any], site: str | None) -> ScriptErrorFinding:
-        from .walk import iter_fns
-
-        self.freed_fns = freed
-        freed_set = set(freed)
-        freed_by: dict[str, Any] = {}
-        for call in self.calls[:-1]:
-            if call.retain:
-                continue
-            if any(fn in freed_set for fn in iter_fns(r.tensor.grad_fn for r in call.roots)):
-                freed_by = {"loss": ", ".join(r.name for r in call.roots), "location": call.site}
-                break
-        loss = ", ".join(r.name for r in self.calls[-1].roots) if self.calls else "this loss"
-        # The message names the freed nodes as the report does: the build writes it
-        # (analysis.findings.describe_errors), before the report is frozen.
-        return ScriptErrorFinding(kind="backward_twice", severity="error", location=site, freed_by=freed_by,
-                                  loss=loss, fix=FIX_FREED)
-
-    def explain_no_grad(self, tensors: list[Any], site: str | None) -> ScriptErrorFinding:
-        where = ""
-        for t in tensors:
-            if isinstance(t, torch.Tensor):
-                prov = self.tr._tensor_prov(t)
-                if prov is not None:
-                    chain = " → ".join(op for op, _ in prov.chain)
-                    where = f"; the chain was cut at {_short(prov.location)} ({prov.kind}: {chain})"
-                    break
-        return ScriptErrorFinding(
-            kind="no_grad_root", severity="error", location=site,
-            message=(f"backward at {_short(site)} failed: the loss does not require grad, so nothing "
-                     f"upstream can be trained{where or '; it was computed under no_grad or from detached data'}"),
-            fix="compute the loss with grad enabled and without .detach()/.numpy()/.item() on the way")
-
     # -- the end of the step ------------------------------------------------------------
     @_ours
     def finish(self) -> None:
@@ -855,7 +748,7 @@ def _zero_grad_wrapper(cap: _Capture, orig: Callable[..., Any]) -> Callable[...,
 
 def _leave_mode(mode: Any) -> None:
     """Take ``mode`` off this thread's torch-function mode stack by identity, others kept."""
-    from .trace import _remove_from_stack
+    from ..record.modestack import _remove_from_stack
 
     mode.off = True  # should it linger anywhere, it only forwards
     _remove_from_stack(mode)
@@ -895,7 +788,6 @@ class _ChildTarget:
         self.keep_running = keep_running
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        global _CURRENT
         parent = _CURRENT
         if parent is not None:  # fork: this process is a copy of the parent, mid-capture
             parent.calls.clear()
@@ -924,228 +816,8 @@ class _ChildTarget:
             if tr.active:
                 tr.__exit__(None, None, None)
             if cap.report is not None:
-                tmp = self.path + ".part"
-                with open(tmp, "wb") as fh:
-                    pickle.dump(cap.report, fh)
-                os.replace(tmp, self.path)
+                write_atomic(self.path, pickle.dumps(cap.report))
         return out
-
-
-def _source_expr(site: str | None) -> str | None:
-    """``(loss1 + loss2)`` from a line ``(loss1 + loss2).backward()``."""
-    if not site:
-        return None
-    path, _, line = site.rpartition(":")
-    try:
-        text = linecache.getline(path, int(line)).strip()
-    except ValueError:
-        return None
-    m = re.match(r"^(.*?)\.backward\s*\(", text)
-    return m.group(1).strip() if m else None
-
-
-def _user_traceback(exc: BaseException, script: str) -> str:
-    """The script's own frames of a traceback, as ``file:line: code`` lines."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
-    last = frames[-3:]
-    return "\n".join(f"  {os.path.basename(f.filename)}:{f.lineno}: {(f.line or '').strip()}" for f in last)
-
-
-def run_script(opts: RunOptions) -> RunResult:
-    """Run ``opts.script`` under the recorder and return the report of its first step(s).
-
-    Raises
-    ------
-    ScriptError
-        The script is missing, has a syntax error, or raised (or exited with a non-zero status)
-        before its first backward.
-    KeyboardInterrupt
-        Ctrl-C before the first backward (after it, the result is returned with ``interrupted``).
-    NoBackwardError
-        The script ended without calling backward.
-    """
-    script = opts.script
-    if not os.path.isfile(script):
-        raise ScriptError(f"graphprobe: no such script: {script}. Give the path of a Python file, "
-                          f"e.g. graphprobe render train.py -o graph.svg")
-    try:
-        with open(script, "rb") as fh:
-            data = fh.read()
-        compile(data, script, "exec")
-        with tokenize.open(script) as fh:
-            lines = fh.readlines()
-    except SyntaxError as e:
-        raise ScriptError(f"graphprobe: {os.path.basename(script)} has a syntax error at line {e.lineno}: "
-                          f"{e.msg}. Fix the script so that `python {script}` runs, then try again.") from None
-    except (OSError, ValueError) as e:
-        raise ScriptError(f"graphprobe: cannot read {script}: {e}") from None
-
-    # The script runs by the path it was given, so locations stay as the user wrote them
-    # (samples/cor.py:17). A relative path no longer resolves once the script changes directory:
-    # its lines are put in linecache under that path, for `# graphprobe: ignore` and tracebacks.
-    old_cwd = os.getcwd()
-    cached: tuple[Any, ...] | None = None
-    if not os.path.isabs(script):
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        cached = (len(data), None, lines, os.path.abspath(script))  # mtime None: checkcache keeps it
-        linecache.cache[script] = cached
-    old_argv = sys.argv
-    sys.argv = [script, *opts.args]
-    path_entry = os.path.dirname(os.path.abspath(script))
-    sys.path.insert(0, path_entry)
-    tr = Trace()
-    tr.from_start = True  # so every optimizer the script builds is seen: names.py needs no gc search
-    cap = _Capture(opts, tr)
-    result_exit: int | None = None
-    exit_msg: str | None = None
-    stopped = interrupted = False
-    failure: BaseException | None = None
-    threads_before = set(threading.enumerate())
-    bug: _GraphprobeBug | None = None
-    try:
-        tr.__enter__()
-        cap.install()
-        try:
-            try:
-                runpy.run_path(script, run_name="__main__")
-            except _StopCapture:
-                stopped = True
-            except SystemExit as e:
-                code = e.code
-                result_exit = code if isinstance(code, int) else (0 if code is None else 1)
-                exit_msg = None if code is None or isinstance(code, int) else str(code)
-            except KeyboardInterrupt:
-                if not cap.calls and cap.report is None and not cap.warm:
-                    raise
-                interrupted = True  # the backward calls so far are still reported
-            except Exception as e:  # the script's own error
-                failure = e
-            cap.script_ended()
-        except _StopCapture:  # a training thread's stop, arriving just as the script ended
-            stopped = True
-            cap.script_ended()
-        cap.finish()
-    except _GraphprobeBug as e:
-        bug = e
-    finally:
-        cap.script_ended()
-        cap.uninstall()
-        if tr.active:
-            tr.__exit__(None, None, None)
-        release_modes()  # a mode left inside its own handler (keep_running) is swept now
-        sys.argv = old_argv
-        for i, entry in enumerate(sys.path):
-            if entry is path_entry:
-                del sys.path[i]
-                break
-        try:
-            os.chdir(old_cwd)
-        except OSError:
-            pass
-        if cached is not None and linecache.cache.get(script) is cached:
-            del linecache.cache[script]
-    children = cap.child_reports()
-    cap.cleanup_children()
-    if bug is not None:
-        # graphprobe's own crash, not the script's: the CLI says so (exit 70).
-        raise bug.__cause__ if bug.__cause__ is not None else RuntimeError(str(bug))
-    left = [t.name for t in threading.enumerate()
-            if t not in threads_before and t.is_alive() and not t.daemon] if stopped else []
-    if stopped:
-        _after_stop(cap, opts, left)
-    if cap.report is None and children:
-        # The training ran in child processes only: the first child's step is this run's report.
-        cap.report = children[0][1]
-        cap.report.notes.append(
-            f"the script trained in {len(cap.children)} child process{'es' if len(cap.children) != 1 else ''} "
-            f"and called no backward in its own; {len(children)} captured a step, each written as its own "
-            "report (.child<N> before the extension); this is child1's")
-    if cap.report is None:
-        base = os.path.basename(script)
-        if interrupted:
-            raise KeyboardInterrupt
-        if cap.children and failure is None and not result_exit:
-            codes = ", ".join(str(p.exitcode) for p in cap.children)
-            raise NoBackwardError(
-                f"graphprobe: {base} called no backward in its own process, and none of its "
-                f"{len(cap.children)} child process(es) captured a step (exit codes {codes}): a child "
-                "started with a Process subclass that overrides run(), or one that failed before its "
-                "first backward, is not recorded. Run the training in the main process to see its graph."
-            )
-        if failure is not None:
-            raise ScriptError(
-                f"graphprobe: {base} raised {type(failure).__name__} before its first "
-                f"backward: {failure}\n{_user_traceback(failure, script)}\n"
-                "Fix the script so that `python " + script + "` runs, then try again."
-            ) from None
-        if result_exit:
-            raise ScriptError(
-                f"graphprobe: {base} exited with status {result_exit} before its first backward"
-                f"{': ' + exit_msg if exit_msg else ''}. Check that `python {script}"
-                f"{''.join(' ' + a for a in opts.args)}` runs (graphprobe keeps its own options, "
-                "such as -o and --steps, wherever they appear: pass the script's after --)."
-            )
-        raise NoBackwardError(
-            f"graphprobe: {base} ran to its end without calling backward(), "
-            "torch.autograd.backward() or torch.autograd.grad(), so there was no graph to capture. "
-            "Run a script that takes at least one training step."
-        )
-    report = cap.report
-    if failure is not None and not cap.backward_failed and _ddp_unused_explained(failure, report):
-        stopped, failure = True, None
-    if failure is not None and not cap.backward_failed:
-        report.add_error(ScriptErrorFinding(
-            kind="script_error", severity="error",
-            message=f"the script raised {type(failure).__name__} after its first backward: {failure}"))
-    if interrupted:
-        report.notes.append("interrupted (Ctrl-C): the report covers the backward calls made before it")
-    return RunResult(report, backward_failed=cap.backward_failed, script_exit=result_exit, stopped_early=stopped,
-                     interrupted=interrupted, children=children, left_threads=left)
-
-
-def _after_stop(cap: _Capture, opts: RunOptions, left: list[str]) -> None:
-    """Once the capture stopped the script: drop its atexit handlers, say what was skipped.
-
-    The script's ``finally:`` blocks have run (they close files and process groups); a
-    ``torch.save`` in one was skipped, and so are the ``atexit`` handlers it registered: a model
-    trained for one step must not overwrite the user's checkpoint.
-    """
-    for func in cap.user_atexit:
-        atexit.unregister(func)
-    parts = []
-    if cap.skipped_saves:
-        parts.append(f"skipped {len(cap.skipped_saves)} torch.save ({', '.join(cap.skipped_saves[:3])})")
-    if cap.user_atexit:
-        parts.append(f"skipped {len(cap.user_atexit)} atexit handler(s) of the script")
-    if left:
-        parts.append(f"left thread(s) {', '.join(left)} running (graphprobe exits without waiting for them)")
-    if opts.progress and parts:
-        opts.progress("graphprobe: stopped the script after the captured step; its finally: blocks ran, "
-                      + "; ".join(parts) + " (--keep-running lets it run to its end)")
-    cap.user_atexit = []
-
-
-def _ddp_unused_explained(exc: BaseException, report: Report) -> bool:
-    """DDP's unused-parameter error, raised at the next forward, explained by unreached parameters.
-
-    Then the step ended where graphprobe would have stopped the script: note the error and
-    leave the unreached parameters (with their optimizers) as the finding.
-    """
-    if _DDP_UNUSED not in str(exc):
-        return False
-    unreached = [d["name"] for d in report.detached if d["kind"] == "unreached"]
-    if not unreached:
-        return False
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
-    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
-    names = ", ".join(unreached[:4]) + (f" and {len(unreached) - 4} more" if len(unreached) > 4 else "")
-    text = (f"DistributedDataParallel raised at the next forward{where} (\"{_DDP_UNUSED}\") because "
-            f"{names} got no gradient; the step was complete, so graphprobe ended it there")
-    report.notes.append(text)
-    report.add_error(ScriptErrorFinding(kind="ddp_unused", severity="info", message=text,
-                                        fix="see the unreached parameters above: connect them to a loss"))
-    return True
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, pos: int, default: Any) -> Any:

@@ -9,7 +9,7 @@ import ast
 import linecache
 from typing import Any
 
-from .locations import split_location
+from ..locations import split_location
 
 __all__ = ["source_line", "enclosing_no_grad"]
 

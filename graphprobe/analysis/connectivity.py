@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 
 __all__ = ["components", "number_of_components"]
 

@@ -1,7 +1,7 @@
 """Shared subgraphs: maximal connected pieces that two or more losses reach."""
 from __future__ import annotations
 
-from ..graph import ProbeGraph
+from ..model.graph import ProbeGraph
 from .reach import _bits, loss_masks
 
 __all__ = ["shared"]
