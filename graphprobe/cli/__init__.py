@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args = parse_args(sys.argv[1:] if argv is None else argv)
         except SystemExit as e:  # argparse has printed the usage error, the help or the version
-            return e.code if isinstance(e.code, int) else EXIT_USAGE
+            return e.code if isinstance(e.code, int) else 0 if e.code is None else EXIT_USAGE
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
