@@ -246,11 +246,10 @@ def execute(args: argparse.Namespace, where: Destination, tag: str,
         report = res.report
         if where.to_file:
             picture = common.picture_options(args)
-            title = picture.pop("title")
-            common.write_report(report, where.dest, title, **picture)
+            common.write_report(report, where.dest, **picture)
             for label, child in res.children:  # one report per child process that trained
                 root, ext = os.path.splitext(where.dest)
-                common.write_report(child, f"{root}.{label}{ext}", title, **picture)
+                common.write_report(child, f"{root}.{label}{ext}", **picture)
             each = " (each rank writes its own: .rank<RANK> before the extension)" if where.rank is not None else ""
             progress(f"graphprobe: wrote {where.path}{each}")
         if where.on_stdout and where.lead:

@@ -60,6 +60,5 @@ def run(args: argparse.Namespace, rank: int | None, tag: str) -> int:
     if not to_file:
         sys.stdout.write(report.to_text(color=common.use_color(args)))
     else:
-        picture = common.picture_options(args)
-        common.write_report(report, output, picture.pop("title"), **picture)
+        common.write_report(report, output, **common.picture_options(args))
     return 0
