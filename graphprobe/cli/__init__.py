@@ -41,10 +41,10 @@ from typing import Sequence
 # Nothing here imports torch at module level: the console entry point catches a Ctrl-C that
 # lands while torch is importing (see graphprobe._entry).
 from .. import __version__
-from .._startup import run_entry as _run_entry
-from .._startup import startup as _startup
 # The start-up state lives low, in _startup: the console entry (_entry) imports this package,
 # so nothing here imports _entry.
+from .._startup import run_entry as _run_entry
+from .._startup import startup as _startup
 from ..errors import BUG_REPORT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GraphprobeError
 from ..render.registry import renderers
 from . import check, common, diff, render, running, show
