@@ -12,9 +12,9 @@ from graphprobe.cli import main
 
 def test_version(capsys):
     with pytest.raises(SystemExit) as e:
-        from graphprobe.cli import _parser
+        from graphprobe.cli import build_parser
 
-        _parser().parse_args(["--version"])
+        build_parser().parse_args(["--version"])
     assert e.value.code == 0
     assert main(["--version"]) == 0
     assert graphprobe.__version__ in capsys.readouterr().out

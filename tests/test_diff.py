@@ -169,13 +169,12 @@ def test_the_readme_saved_reports_block_runs_in_order(tmp_path: Path, monkeypatc
 
 
 def test_baseline_is_an_option_of_check_only() -> None:
-    from graphprobe import cli
+    from graphprobe.cli import parse_args
 
-    subs = cli._parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    check_opts = {o for a in subs["check"]._actions for o in a.option_strings}
-    render_opts = {o for a in subs["render"]._actions for o in a.option_strings}
-    assert cli._CHECK_VALUED <= check_opts and not cli._CHECK_VALUED & render_opts
     # Under check it is ours, wherever it stands; under render it is the script's.
-    assert cli._split(["x.py", "--baseline", "b.json", "7"], cli._VALUED | cli._CHECK_VALUED) == (
-        ["x.py", "--baseline", "b.json"], ["7"])
-    assert cli._split(["x.py", "--baseline", "b.json"]) == (["x.py"], ["--baseline", "b.json"])
+    args = parse_args(["check", "x.py", "--baseline", "b.json", "7"])
+    assert (args.script, args.baseline, args.script_args) == ("x.py", "b.json", ["7"])
+    args = parse_args(["check", "--baseline", "b.json", "x.py"])
+    assert (args.script, args.baseline, args.script_args) == ("x.py", "b.json", [])
+    args = parse_args(["render", "x.py", "--baseline", "b.json"])
+    assert args.script_args == ["--baseline", "b.json"] and not hasattr(args, "baseline")

@@ -1,4 +1,4 @@
-"""The layout engine: find ``dot`` or ``graphviz-pure``, run it bounded, write files atomically.
+"""The layout engine: find ``dot`` or ``graphviz-pure`` and run it bounded in time and memory.
 
 Graphviz's own ``dot`` is used when it is installed; otherwise the ``graphviz-pure`` command (a
 pure-Rust port of Graphviz, installed with graphprobe) does the same job with no system package.

@@ -1,6 +1,5 @@
-"""Saved reports on the command line: loading one (``graphprobe show``), comparing two
-(``graphprobe diff``), and the baseline of ``check --baseline``. Nothing here runs a script or
-imports torch, and nothing imports :mod:`graphprobe.cli` (which imports this).
+"""Saved reports on the command line: reading one back (``show``, ``diff``) and the baseline of
+``check --baseline``. Nothing here runs a script or imports torch.
 
 A file that is missing, unreadable, not JSON, not a graphprobe report, or of a schema this
 graphprobe does not read is a usage error (exit 2, one line).
@@ -9,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_FINDINGS, UsageError
+from ..errors import UsageError
 
-__all__ = ["load_report_dict", "load_report", "diff", "baseline_diff"]
+if TYPE_CHECKING:
+    from ..model.report import ReportData
+    from ..report import Report
+
+__all__ = ["load_report_dict", "load_report", "baseline_diff"]
 
 
 def load_report_dict(path: str) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def load_report_dict(path: str) -> dict[str, Any]:
         ``path`` is missing or unreadable, is not JSON, is not a graphprobe report, or is of
         another schema version.
     """
-    from .report import SCHEMA_VERSION
+    from ..model.version import SCHEMA_VERSION
 
     if os.path.isdir(path):
         raise UsageError(f"graphprobe: {path} is a folder, not a saved report. Give the .json that "
@@ -53,9 +55,9 @@ def load_report_dict(path: str) -> dict[str, Any]:
     return d
 
 
-def load_report(path: str) -> Any:
+def load_report(path: str) -> Report:
     """The :class:`~graphprobe.Report` saved at ``path``, rebuilt (see :func:`load_report_dict`)."""
-    from .report import Report
+    from ..report import Report
 
     d = load_report_dict(path)
     try:
@@ -65,24 +67,10 @@ def load_report(path: str) -> Any:
                          f"({type(e).__name__}: {e}).") from None
 
 
-def diff(old_path: str, new_path: str) -> int:
-    """``graphprobe diff``: print what changed from ``old_path`` to ``new_path``.
-
-    Returns 1 when a loss lost a parameter it used to reach, else 0.
-    """
-    from .analysis.diff import diff_reports
-    from .render.diff import render_diff
-
-    old, new = load_report_dict(old_path), load_report_dict(new_path)
-    d = diff_reports(old, new)
-    sys.stdout.write(render_diff(d))
-    return EXIT_FINDINGS if d.regressed else 0
-
-
-def baseline_diff(baseline: dict[str, Any], report: Any) -> tuple[str, bool]:
+def baseline_diff(baseline: dict[str, Any], report: ReportData) -> tuple[str, bool]:
     """The diff text from a baseline dict to this run's report, and whether it regressed."""
-    from .analysis.diff import diff_reports
-    from .render.diff import render_diff
+    from ..analysis.diff import diff_reports
+    from ..render.diff import render_diff
 
     d = diff_reports(baseline, report.to_dict())
     return render_diff(d), d.regressed
