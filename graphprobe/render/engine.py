@@ -184,9 +184,11 @@ def _run_bounded(cmd: list[str], data: bytes, timeout: float, limit: int | None,
 
     With ``late``, the child starts with no ``preexec_fn`` and gets its limit from here before
     it is sent its input: Python can then start it with ``vfork`` instead of copying the page
-    tables of a parent that holds torch and a model (3 ms a picture instead of 13 ms, measured
-    with torch loaded). Without it, the child sets its own limit between fork and exec. Returns
-    None when ``late`` was refused by the kernel (nothing was laid out: run it again without).
+    tables of a parent that holds torch and a model (16 ms for a small picture instead of 48 ms,
+    ``benchmarks/graphviz_package.py``), and no Python code runs between fork and exec, which
+    Python's documentation warns against in a process with threads (a training script has
+    them). Without it, the child sets its own limit between fork and exec. Returns None when
+    ``late`` was refused by the kernel (nothing was laid out: run it again without).
 
     Raises
     ------
