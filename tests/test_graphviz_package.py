@@ -212,11 +212,18 @@ def test_graphviz_pipe_and_render_with_a_dot_on_path(report: graphprobe.Report, 
     out = report.to_graphviz().render(outfile=tmp_path / "g.svg", quiet=True)
     assert Path(out).read_bytes() == ours
     assert (tmp_path / "g.gv").read_text("utf-8") == report.to_dot()  # graphviz saves the source
-    # neato's no-op flag (positions given in the source) is graphviz's own pipe's to run.
+    placed = 'digraph { a [pos="0,0!"]; b [pos="72,72!"]; a -> b }'
+    assert (BoundedSource(placed).pipe(format="plain", engine="neato", neato_no_op=1)
+            == graphviz.Source(placed).pipe(format="plain", engine="neato", neato_no_op=1))
+
+
+def test_neato_no_op_keeps_the_given_positions(no_system_dot: None) -> None:
     placed = BoundedSource('digraph { a [pos="0,0!"]; b [pos="72,72!"]; a -> b }', format="plain")
-    text = placed.pipe(engine="neato", neato_no_op=1, quiet=True, encoding="utf-8")
+    text = placed.pipe(engine="neato", neato_no_op=1, encoding="utf-8")
     # b stays 72 pt (an inch) right of and above a: the positions were kept, not laid out.
     assert "node a 0.375 0.25 " in text and "node b 1.375 1.25 " in text
+    # Without -n, neato reads pos in inches: b lands 72 inches away.
+    assert "node b 72.375 72.25 " in placed.pipe(engine="neato", encoding="utf-8")
 
 
 # -- quoting --------------------------------------------------------------------------------------

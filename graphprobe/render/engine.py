@@ -228,7 +228,8 @@ def default_timeout(timeout: float) -> float:
 
 
 def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None = None,
-           memory: int | None | str = "default", algorithm: str | None = None) -> bytes:
+           memory: int | None | str = "default", algorithm: str | None = None,
+           no_op: int | None = None) -> bytes:
     """Lay out ``dot_source`` with :func:`find_engine` and return the drawing in format ``fmt``.
 
     Parameters
@@ -248,6 +249,9 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     algorithm : str, optional
         Graphviz's layout algorithm (``-K``: ``dot``, ``neato``, ``fdp`` ...); ``dot`` when not
         given. Both engines have all of them.
+    no_op : int, optional
+        Graphviz's ``-n``: the nodes' positions are in the source (``1``: nodes only, ``2``:
+        edges too), for ``neato``.
 
     Returns
     -------
@@ -275,6 +279,8 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
         raise OutputError(f"{algorithm!r} is not a layout algorithm; use e.g. dot or neato.")
     # The last -K wins in both engines, over graphviz-pure's -Kdot from find_engine.
     cmd = find_engine() + ([f"-K{algorithm}"] if algorithm else []) + [f"-T{fmt}"]
+    if no_op:
+        cmd.append(f"-n{int(no_op):d}")
     if fmt.split(":")[0].lower() in RASTER_FORMATS:
         cmd.append(f"-Gdpi={dpi if dpi is not None else 144:g}")
     elif dpi is not None:

@@ -53,9 +53,9 @@ class BoundedSource(graphviz.Source):  # graphviz ships no type hints: Source is
 
         Parameters are graphviz's: ``format``, ``renderer`` and ``formatter`` make the ``-T``
         value, ``engine`` the ``-K`` one (``self.engine`` by default), and ``encoding`` decodes
-        the output to ``str``. The engine's messages are never echoed (``quiet`` is accepted
-        for graphviz's signature); on failure they are in the error. ``neato_no_op`` (positions
-        already in the source) is passed to graphviz's own pipe, which needs a system Graphviz.
+        the output to ``str``, ``neato_no_op`` the ``-n`` flag (positions already in the
+        source). The engine's messages are never echoed (``quiet`` is accepted for graphviz's
+        signature); on failure they are in the error.
 
         Raises
         ------
@@ -64,9 +64,6 @@ class BoundedSource(graphviz.Source):  # graphviz ships no type hints: Source is
         graphprobe.errors.LayoutEngineMissing, LayoutTimeout, OutputError
             As :func:`graphprobe.render.engine.layout`.
         """
-        if neato_no_op:
-            return super().pipe(format, renderer, formatter, neato_no_op, quiet,
-                                engine=engine, encoding=encoding)
         fmt = format if format is not None else self.format
         algorithm = engine if engine is not None else self.engine
         renderer = renderer if renderer is not None else self.renderer
@@ -81,7 +78,8 @@ class BoundedSource(graphviz.Source):  # graphviz ships no type hints: Source is
         if formatter is not None and renderer is None:
             raise graphviz.RequiredArgumentError("formatter given without renderer")
         flag = ":".join(x for x in (fmt, renderer, formatter) if x is not None)
-        data = layout(self.source, flag, timeout=default_timeout(self.timeout), algorithm=algorithm)
+        data = layout(self.source, flag, timeout=default_timeout(self.timeout), algorithm=algorithm,
+                      no_op=int(neato_no_op) if neato_no_op else None)
         return data.decode(encoding) if encoding is not None else data
 
 
