@@ -12,7 +12,7 @@ and ``GRAPHPROBE_LAYOUT_TIMEOUT`` (seconds) change the limits.
 
 The child is started here rather than by the ``graphviz`` package's ``pipe``: that takes neither a
 timeout nor a limit and never shows the child it starts, so it cannot be bounded (running it
-inside a bounded Python child costs 100 ms a picture). The ``graphviz`` package is used above
+inside a bounded Python child costs 120 ms more a picture). The ``graphviz`` package is used above
 this module instead: :mod:`graphprobe.render.gv` (``Report.to_graphviz``).
 """
 from __future__ import annotations
@@ -184,7 +184,7 @@ def _run_bounded(cmd: list[str], data: bytes, timeout: float, limit: int | None,
 
     With ``late``, the child starts with no ``preexec_fn`` and gets its limit from here before
     it is sent its input: Python can then start it with ``vfork`` instead of copying the page
-    tables of a parent that holds torch and a model (16 ms for a small picture instead of 48 ms,
+    tables of a parent that holds torch and a model (10 ms for a small picture instead of 25 ms,
     ``benchmarks/graphviz_package.py``), and no Python code runs between fork and exec, which
     Python's documentation warns against in a process with threads (a training script has
     them). Without it, the child sets its own limit between fork and exec. Returns None when
