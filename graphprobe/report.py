@@ -8,11 +8,14 @@ as a ``ReportData`` and never import this module.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model.findings import SEVERITIES
 from .model.report import ReportData
 from .model.version import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from .render.gv import BoundedSource
 
 # The renderers and the networkx view are imported where they are used, as before: importing
 # the report stays cheap (the CLI imports it before the script runs).
@@ -73,9 +76,13 @@ class Report(ReportData):
         return self._svg_or_none()
 
     def _repr_html_(self) -> str:
+        return self._html_card(self._svg_or_none())
+
+    def _html_card(self, svg: str | None) -> str:
+        """The verdict, the picture ``svg`` (if any) and the text report folded, as HTML."""
         import html
 
-        svg = self._svg_or_none() or ""
+        svg = svg or ""
         # Drop the XML prolog so the SVG can sit inside the notebook's HTML.
         start = svg.find("<svg")
         svg = svg[start:] if start >= 0 else ""
@@ -84,11 +91,26 @@ class Report(ReportData):
                 f'<details><summary>report</summary><pre>{html.escape(self.to_text())}</pre></details></div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        bundle = {"text/plain": self.to_text(), "text/html": self._repr_html_()}
+        # One layout for the bundle: the HTML and the SVG entries hold the same picture.
         svg = self._svg_or_none()
+        bundle = {"text/plain": self.to_text(), "text/html": self._html_card(svg)}
         if svg:
             bundle["image/svg+xml"] = svg
         return bundle
+
+    def to_graphviz(self, **options: Any) -> BoundedSource:
+        """The graph as a ``graphviz.Source`` of :meth:`to_dot`'s text (same ``options``).
+
+        Jupyter displays it; ``.pipe(format="png")``, ``.render()``, ``.view()``, ``.save()``,
+        ``.unflatten()`` are the graphviz package's. Its ``pipe`` (and so its display) lays out
+        with graphprobe's engine and bounds, as :meth:`to_svg` does, with ``graphviz-pure`` when
+        no system ``dot`` is installed; ``render``/``view``/``unflatten`` need a system Graphviz.
+        Unlike :meth:`to_svg`, it draws this DOT or fails: no coarser view on a timeout. See
+        :mod:`graphprobe.render.gv`.
+        """
+        from .render.gv import to_source
+
+        return to_source(self.to_dot(**options))
 
     def to_dot(self, **options: Any) -> str:
         """The graph in Graphviz DOT: module clusters, cut edges in red, a legend."""

@@ -67,6 +67,24 @@ def test_the_notebook_displays_stay(fake_ipython):
     assert r._repr_svg_().lstrip().startswith("<")
 
 
+def test_the_bundle_lays_out_once_and_to_graphviz_shows_the_same(fake_ipython, monkeypatch):
+    from graphprobe.render import image
+
+    r = _run_cell()["r"]
+    formats = []
+    real = image.layout
+    monkeypatch.setattr(image, "layout", lambda dot, fmt, **k: formats.append(fmt) or real(dot, fmt, **k))
+    bundle = r._repr_mimebundle_()
+    assert formats == ["svg"]  # the HTML and the SVG entries share one layout
+    svg = bundle["image/svg+xml"]
+    assert svg[svg.find("<svg"):] in bundle["text/html"]
+    # The graphviz.Source of the same report displays the same picture (graphviz's own
+    # _repr_mimebundle_, laid out by graphprobe's engine).
+    src = r.to_graphviz()
+    assert "In [3], line 4" in src.source
+    assert src._repr_mimebundle_() == {"image/svg+xml": svg}
+
+
 def test_ignore_comment_in_a_cell_still_works(fake_ipython, monkeypatch):
     src = SOURCE.replace("* 0.5)\n", "* 0.5)  # graphprobe: ignore\n")
     monkeypatch.setitem(linecache.cache, CELL, (len(src), None, src.splitlines(keepends=True), CELL))

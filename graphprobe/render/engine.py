@@ -5,10 +5,15 @@ pure-Rust port of Graphviz, installed with graphprobe) does the same job with no
 ``GRAPHPROBE_DOT`` names an explicit engine and wins over both.
 
 Either runs as a child process under a time limit and an address-space limit
-(``RLIMIT_AS``, set in the child before it starts): a layout that would use 24 GB fails fast
-with :class:`LayoutOutOfMemory` instead of being killed with the machine, and the caller draws a
-coarser view (:mod:`graphprobe.render.image`). ``GRAPHPROBE_LAYOUT_MEMORY`` (MB) and
-``GRAPHPROBE_LAYOUT_TIMEOUT`` (seconds) change the limits.
+(``RLIMIT_AS``, set on the child before it reads a byte of the graph): a layout that would use
+24 GB fails fast with :class:`LayoutOutOfMemory` instead of being killed with the machine, and the
+caller draws a coarser view (:mod:`graphprobe.render.image`). ``GRAPHPROBE_LAYOUT_MEMORY`` (MB)
+and ``GRAPHPROBE_LAYOUT_TIMEOUT`` (seconds) change the limits.
+
+The child is started here rather than by the ``graphviz`` package's ``pipe``: that takes neither a
+timeout nor a limit and never shows the child it starts, so it cannot be bounded (running it
+inside a bounded Python child costs 120 ms more a picture). The ``graphviz`` package is used above
+this module instead: :mod:`graphprobe.render.gv` (``Report.to_graphviz``).
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ _DEFAULT_MEMORY_MB = (1024, 4096)
 
 _PURE = "graphviz-pure"
 _FORMAT_RE = re.compile(r"^[A-Za-z0-9_]+(:[A-Za-z0-9_]+)*$")
+_ALGORITHM_RE = re.compile(r"^[a-z]+$")
 
 
 def _executable(path: Path) -> bool:
@@ -125,6 +131,13 @@ def memory_limit() -> int | None:
     return int(min(max(total // 4, lo * 2**20), hi * 2**20))
 
 
+def _soft_limit(limit: int, hard: int) -> int:
+    """``limit``, never above the hard limit ``hard``."""
+    import resource
+
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
 def _limit_child(limit: int | None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that sets the child's ``RLIMIT_AS`` (never above the hard limit)."""
     if limit is None:
@@ -133,10 +146,74 @@ def _limit_child(limit: int | None) -> Callable[[], None] | None:
 
     def set_limit() -> None:  # runs in the child between fork and exec: no allocation-heavy work
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        want = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (_soft_limit(limit, hard), hard))
 
     return set_limit
+
+
+def _limit_started(pid: int, limit: int) -> bool:
+    """Set the ``RLIMIT_AS`` of the started child ``pid`` (Linux ``prlimit``); False if refused.
+
+    The child is the engine, waiting for its input: nothing it lays out runs before the limit.
+    A child that has already exited needs no limit (True).
+    """
+    import resource
+
+    try:
+        _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (_soft_limit(limit, hard), hard))
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _late_limits() -> bool:
+    """Whether a started child's limit can be set from here (``resource.prlimit``: Linux)."""
+    try:
+        import resource
+    except ImportError:
+        return False
+    return hasattr(resource, "prlimit")
+
+
+def _run_bounded(cmd: list[str], data: bytes, timeout: float, limit: int | None,
+                 late: bool) -> subprocess.CompletedProcess[bytes] | None:
+    """Run ``cmd`` on ``data`` within ``timeout`` seconds and ``limit`` bytes of address space.
+
+    With ``late``, the child starts with no ``preexec_fn`` and gets its limit from here before
+    it is sent its input: Python can then start it with ``vfork`` instead of copying the page
+    tables of a parent that holds torch and a model (10 ms for a small picture instead of 25 ms,
+    ``benchmarks/graphviz_package.py``), and no Python code runs between fork and exec, which
+    Python's documentation warns against in a process with threads (a training script has
+    them). Without it, the child sets its own limit between fork and exec. Returns None when
+    ``late`` was refused by the kernel (nothing was laid out: run it again without).
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        When it runs past ``timeout`` (the child is killed and reaped first).
+    OSError
+        When it cannot be started.
+    """
+    preexec = None if late else _limit_child(limit)
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, preexec_fn=preexec) as proc:
+        try:
+            if late and limit is not None and not _limit_started(proc.pid, limit):
+                proc.kill()
+                proc.wait()
+                return None
+            out, err = proc.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        except BaseException:
+            proc.kill()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def default_timeout(timeout: float) -> float:
@@ -151,7 +228,8 @@ def default_timeout(timeout: float) -> float:
 
 
 def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None = None,
-           memory: int | None | str = "default") -> bytes:
+           memory: int | None | str = "default", algorithm: str | None = None,
+           no_op: int | None = None) -> bytes:
     """Lay out ``dot_source`` with :func:`find_engine` and return the drawing in format ``fmt``.
 
     Parameters
@@ -168,6 +246,12 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     memory : int or None
         The engine's address-space limit in bytes; :func:`memory_limit` by default, None for
         no limit.
+    algorithm : str, optional
+        Graphviz's layout algorithm (``-K``: ``dot``, ``neato``, ``fdp`` ...); ``dot`` when not
+        given. Both engines have all of them.
+    no_op : int, optional
+        Graphviz's ``-n``: the nodes' positions are in the source (``1``: nodes only, ``2``:
+        edges too), for ``neato``.
 
     Returns
     -------
@@ -191,16 +275,25 @@ def layout(dot_source: str, fmt: str, timeout: float = 60.0, dpi: float | None =
     """
     if not _FORMAT_RE.match(fmt):
         raise OutputError(f"{fmt!r} is not a layout format; use e.g. svg or png.")
-    cmd = find_engine() + [f"-T{fmt}"]
+    if algorithm is not None and not _ALGORITHM_RE.match(algorithm):
+        raise OutputError(f"{algorithm!r} is not a layout algorithm; use e.g. dot or neato.")
+    # The last -K wins in both engines, over graphviz-pure's -Kdot from find_engine.
+    cmd = find_engine() + ([f"-K{algorithm}"] if algorithm else []) + [f"-T{fmt}"]
+    if no_op:
+        cmd.append(f"-n{int(no_op):d}")
     if fmt.split(":")[0].lower() in RASTER_FORMATS:
         cmd.append(f"-Gdpi={dpi if dpi is not None else 144:g}")
     elif dpi is not None:
         cmd.append(f"-Gdpi={dpi:g}")
     limit = memory_limit() if memory == "default" else memory
     assert limit is None or isinstance(limit, int)
+    data = dot_source.encode("utf-8")
     try:
-        done = subprocess.run(cmd, input=dot_source.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False, preexec_fn=_limit_child(limit))
+        late = limit is not None and _late_limits()
+        done = _run_bounded(cmd, data, timeout, limit, late)
+        if done is None:  # a sandbox refused prlimit: a child that sets its own limit instead
+            done = _run_bounded(cmd, data, timeout, limit, late=False)
+        assert done is not None
     except subprocess.TimeoutExpired:
         raise LayoutTimeout(
             f"the layout took too long ({timeout:g} s with {cmd[0]}): the graph is too big to draw "
