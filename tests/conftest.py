@@ -4,14 +4,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import tempfile
 
 import pytest
 import torch
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
-# No example database inside the checkout (.hypothesis/): runs stay reproducible and the tree clean.
+# No example database, and nothing of hypothesis's inside the checkout (.hypothesis/, where it
+# would also cache the constants it mines from the code under test): runs stay reproducible and
+# the tree clean.
 settings.register_profile("graphprobe-default", database=None)
 settings.load_profile("graphprobe-default")
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), f"graphprobe-hypothesis-{os.getuid()}"))
 from torch import nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -55,3 +55,15 @@ def test_built_wheel(tmp_path):
     eps = z.read(f"{info}/entry_points.txt").decode()
     assert "graphprobe = graphprobe._entry:main_entry" in eps
     assert "[pytest11]\ngraphprobe.pytest_plugin = graphprobe.pytest_plugin" in eps
+
+
+def test_hypothesis_keeps_nothing_in_the_checkout():
+    # The property tests mine constants from the code under test and cache them under hypothesis's
+    # home directory: conftest.py points it outside the checkout (and turns the database off).
+    from hypothesis import settings
+    from hypothesis.configuration import storage_directory
+
+    home = Path(storage_directory("constants", intent_to_write=False).path).resolve()
+    repo = Path(__file__).resolve().parent.parent
+    assert repo != home and repo not in home.parents, home
+    assert settings().database is None
