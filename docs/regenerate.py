@@ -6,6 +6,9 @@ repository root so the paths inside the pictures are relative (``samples/case4_n
 and the bytes do not depend on where the checkout lives. The README's headline picture,
 ``docs/case4.svg``, is rendered from ``samples/case4_numpy.py`` the same way.
 
+The same run saves a few samples' reports as JSON in ``tests/fixtures/reports/``: the renderers
+are tested from those (``tests/test_render_fixtures.py``) without rerunning a training step.
+
 ``python docs/regenerate.py --check`` renders into a temporary folder instead, writes nothing
 in docs/, and exits 1 listing every picture that is stale, missing, or left over from a sample
 that no longer exists (``tests/test_docs.py`` runs this check).
@@ -41,9 +44,12 @@ SKIP = {
 ARGS = {
     "gru_unrolled.py": ["200"],  # 200 steps instead of 3000: the same picture, collapsed, in 1 s
 }
-#: Pictures outside docs/samples/: (script, output), both relative to the repository root.
+#: Outputs outside docs/samples/: (script, output), both relative to the repository root.
 EXTRA = [
     ("samples/case4_numpy.py", "docs/case4.svg"),  # README.md's headline picture
+] + [  # saved reports the renderers' tests read (tests/test_render_fixtures.py): no step is rerun
+    (f"samples/{name}.py", f"tests/fixtures/reports/{name}.json")
+    for name in ("case4_numpy", "case2_backward_twice", "pseudo_lidar", "gan_detach", "actor_critic")
 ]
 #: Exit codes that still write the picture: 0, and 6 (the script's backward raised: case 2).
 OK_CODES = (0, 6)
