@@ -1,7 +1,8 @@
 """``probe(*losses)``: walk the losses' graph, run the analyses, and return a :class:`Report`.
 
-This module is glue: names (:mod:`.names`), the walk (:mod:`.walk`), the recorder's cuts
-(:mod:`.trace`) and the analyses (:mod:`.analysis`) meet here. No tensor or autograd node
+This module is the pipeline: names (:mod:`.record.names`), the walk (:mod:`.walk`), the
+recorder's cuts (:mod:`.record`) turned into node ids, then the build step
+(:func:`graphprobe.analysis.build.build`). No tensor or autograd node
 outlives the call: what the report keeps is strings, numbers and node ids.
 """
 from __future__ import annotations
@@ -18,9 +19,9 @@ from . import analysis as A
 from .errors import ProbeInputError
 from .model.graph import ProbeGraph, TensorMeta
 from .record.names import Known, collect_known, frame_namespaces, name_hidden, name_of, unique_name
-from .analysis import findings as F
+from .analysis.build import build
 from .analysis.findings import CutInput
-from .model.findings import Opaque, ScriptError
+from .model.findings import ScriptError
 from .report import Report
 from .walk import CutSides, Root, walk
 
@@ -235,9 +236,11 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
     if not cut_pairs:
         # No recording: link each rebuilt leaf to a saved tensor it equals up to a·x+b.
         guesses = guess_origins(g, res.fn_node, leaf_tensors, res.masks)
-    report = analyse(g, cut_pairs, reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
-                     truth=truth, unconfirmed_why=why_not, masks=res.masks, loss_steps=loss_steps,
-                     consumed=consumed, errors=errors, guesses=guesses, leaf_node=res.leaf_node)
+    inputs = _cut_inputs(cut_pairs, res.leaf_node) + guesses
+    report = build(g, inputs, recorded=bool(cut_pairs),
+                   reentry_confirmed={res.leaf_node[i] for i in reentry_ids if i in res.leaf_node},
+                   truth=truth, unconfirmed_why=why_not, masks=res.masks, loss_steps=loss_steps,
+                   consumed=consumed, errors=errors, report_type=Report)
     if known.uninitialized:
         n = len(known.uninitialized)
         report.notes.append(f"{n} lazy parameter{'s' if n != 1 else ''} not initialised yet, so in no graph "
@@ -525,94 +528,21 @@ def _map_cuts(g: ProbeGraph, records: Sequence[Any], res: Any, known: Known) -> 
     return out
 
 
-def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
-            reentry_confirmed: set[int] | None = None, truth: dict[int, set[int]] | None = None,
-            unconfirmed_why: str = "", masks: list[int] | None = None, *,
-            loss_steps: Sequence[set[str] | None] = (), consumed: set[int] | None = None,
-            errors: Sequence[ScriptError] = (), guesses: Sequence[CutInput] = (),
-            leaf_node: Mapping[int, int] | None = None) -> Report:
-    """Run every analysis on ``g`` and gather the typed findings and their causes into a :class:`Report`.
+def _cut_inputs(cut_pairs: Sequence[tuple[list[int], int, Any]], leaf_node: Mapping[int, int]) -> list[CutInput]:
+    """The recorder's cuts as node ids, for the analysis: (sources, destination, record) in.
 
-    ``cut_pairs`` are the recorder's cuts as (source nodes, destination node, record); ``guesses``
-    cuts linked by value only. ``loss_steps`` gives, per loss, the optimizers whose step followed
-    it; ``consumed`` the leaf nodes whose gradient the script used; ``errors`` the runner's
-    diagnoses, described here from the graph before the report is frozen.
-
-    Notes
-    -----
-    Complexity: O(V + E) plus O(V + E) per cut for its upstream search.
+    A record holds weak references to the leaves its data came back as; the first one still
+    alive and in the graph is the cut's rebuilt leaf. Complexity: O(cuts × targets).
     """
-    reentry_confirmed = reentry_confirmed or set()
-    consumed = consumed or set()
-    if masks is None:
-        masks = A.loss_masks(g)
-    else:  # the walk's bitsets; nodes added since (unwalked parameters) are reached by nothing
-        masks = list(masks) + [0] * (len(g.kind) - len(masks))
-    if truth:
-        # A real backward said which parameters each loss reaches: it wins over structure, which
-        # can't see inside a checkpoint or a compiled region and over-states a custom Function.
-        for v in g.nodes_of_kind("param"):
-            for i, nodes in truth.items():
-                bit = 1 << i
-                masks[v] = (masks[v] | bit) if v in nodes else (masks[v] & ~bit)
-    # A loss that reaches a named term of itself (tol_loss = loss1 + loss2) is composite.
-    producers = g.producers() if g.terms else []
-    for t in g.terms:
-        for p in producers[t]:
-            for i, lid in enumerate(g.losses):
-                if lid not in g.terms and masks[p] >> i & 1:
-                    g.composite.add(lid)
-    rep = Report(g)
-    opaque_names = {"checkpoint": "a reentrant torch.utils.checkpoint", "compiled": "a torch.compile region",
-                    "custom": "a custom autograd.Function"}
-    for v, kind in sorted(g.opaque.items()):
-        how = ("confirmed by a real backward" if truth
-               else "not confirmed" + (f" ({unconfirmed_why})" if unconfirmed_why else ""))
-        rep.opaque.append(Opaque(severity="info", node=v, op=g.op[v], module=g.module[v], kind=kind,
-                                 confirmed=bool(truth),
-                                 reason=f"graphprobe can't see inside {g.op[v]} ({opaque_names[kind]}); "
-                                        f"reachability through it is {how}"))
-    rep.losses = [{"name": g.label[l], "location": g.location.get(l), "node": l,
-                   "composite": l in g.composite} for l in g.losses]
-    rep.reaches = A.reaches(g, masks)
-    for v in g.in_param_order(g.nodes_of_kind("param")):
-        m = g.meta.get(v)
-        rep.params.append({"name": g.label[v], "shape": list(m.shape) if m else None,
-                           "module": g.module[v], "optimizers": g.optimizers.get(v, []),
-                           "reached_by": A.reached_by(g, v, masks), "node": v,
-                           "frozen": v in g.frozen})
-    rep.components = A.components(g, masks)
-    rep.shared = A.shared(g, masks)
-    rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in A.frozen(g)]
     inputs: list[CutInput] = []
     for srcs, d, rec in cut_pairs:
         leaf: int | None = None
         for _, ref in rec.targets:
             tensor = ref() if ref is not None else None
-            if tensor is not None and leaf_node and id(tensor) in leaf_node:
+            if tensor is not None and id(tensor) in leaf_node:
                 leaf = leaf_node[id(tensor)]
                 break
         inputs.append(CutInput(srcs, d, rec.kind, list(rec.chain), rec.location, rec.reentry_location,
                                guess=rec.guess, ignored=rec.ignored, made_requires_grad=rec.made_requires_grad,
                                leaf=leaf))
-    inputs.extend(guesses)
-    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed)
-    # The cut edges are drawn by the renderers; they never take part in reachability.
-    g.cut_edges.extend(found.cut_edges)
-    # Which cut each rebuilt leaf came back through (the most severe when several).
-    leaf_cut: dict[int, int] = {}
-    for c, i in zip(inputs, found.index_of_input):
-        if c.leaf is not None and (c.leaf not in leaf_cut or i < leaf_cut[c.leaf]):
-            leaf_cut[c.leaf] = i
-    hides = any(k in ("checkpoint", "compiled") for k in g.opaque.values())
-    opaque_ops = ", ".join(sorted({g.op[o] or "" for o in g.opaque}))
-    found.detached = list(F.unreached_findings(g, masks, found.cuts, found.upstream, A.unreached(g, masks),
-                                               hides, bool(truth), opaque_ops))
-    found.detached += F.leaf_findings(g, masks, found.cuts, leaf_cut, reentry_confirmed, consumed,
-                                      recorded=bool(cut_pairs))
-    found.freed = F.freed_findings(g, masks)
-    found.errors = F.describe_errors(g, errors)
-    found.causes = F.build_causes(g, found)
-    rep.cuts, rep.detached, rep.freed, rep.errors, rep.causes = (found.cuts, found.detached, found.freed,
-                                                                 found.errors, found.causes)
-    return rep
+    return inputs

@@ -80,3 +80,18 @@ def test_console_line_runs_with_the_exit_code_it_says(in_tmp, capsys, line):
         assert (in_tmp / argv[argv.index("-o") + 1]).is_file(), line
     if "-o -" in cmd or argv[0] == "check":
         assert out.startswith("graphprobe: ")
+
+
+def test_the_layout_section_lists_every_module_once():
+    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    listed = [m for m in re.findall(r"`((?:graphprobe/)?[\w/]+\.py)`", layout)
+              if not m.startswith(("tests/", "docs/", "benchmarks/", "samples/"))]
+    package = ROOT / "graphprobe"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    named = {m.removeprefix("graphprobe/") for m in listed}
+    required = {m for m in modules if not m.endswith("/__init__.py")}  # a folder's __init__ may go unsaid
+    assert required - named == set(), "modules missing from the README's Layout section"
+    assert named - modules == set(), "the Layout section names modules that do not exist"
+    lines = [line for line in layout.splitlines() if line.startswith("- `")]
+    per_line = [re.findall(r"^- `([\w/]+\.py)`", line) for line in lines]
+    assert all(per_line), "each bullet starts with the module it is about"
