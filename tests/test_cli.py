@@ -498,6 +498,7 @@ def test_python_dash_m_render_subprocess(tmp_path):
     assert _ops(d["cuts"][0]) == ["detach", "numpy", "× 0.5", "from_numpy"]
 
 
+@pytest.mark.slow  # the installed console script in a fresh process (5 s)
 def test_console_script_check_exit_code(tmp_path):
     exe = Path(sys.executable).parent / ("graphprobe.exe" if os.name == "nt" else "graphprobe")
     if exe.is_file():

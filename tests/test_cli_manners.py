@@ -282,6 +282,7 @@ def test_importing_graphprobe_does_not_import_torch():
     assert done.stdout.strip() == "False", done.stderr
 
 
+@pytest.mark.slow  # a real process and a real SIGINT (5 s)
 def test_real_sigint_gives_130_and_one_line(tmp_path):
     # The script never calls backward; SIGINT lands while torch imports or while it sleeps.
     (tmp_path / "s.py").write_text("import time\nimport torch\nwhile True:\n    time.sleep(0.01)\n")

@@ -10,6 +10,7 @@ from torch import nn
 from graphprobe import probe
 
 
+@pytest.mark.slow  # a 3,000-step unroll (3 s)
 def test_gru_3000_steps_no_stack_overflow():
     torch.manual_seed(0)
     cell = nn.GRUCell(4, 4)

@@ -179,6 +179,7 @@ def test_svg_small_model_collapsed_on_request(model: GPT2LMHeadModel) -> None:
     assert "loss" in texts
 
 
+@pytest.mark.slow  # lays out GPT-2 (3.5 s)
 def test_svg_deep_model_collapses_by_itself() -> None:
     """24 blocks: ~1,700 autograd nodes, over the 200-node budget, so the picture folds them."""
     model = _gpt2(n_layer=24)

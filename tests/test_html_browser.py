@@ -148,6 +148,7 @@ def test_to_html_writes_the_same_page(tmp_path: Path, html_file: Path) -> None:
 
 
 # -- in the browser -------------------------------------------------------------------------------
+@pytest.mark.slow  # a real Chromium: CI runs it (-m slow, GRAPHPROBE_REQUIRE_BROWSER=1)
 def test_report_in_headless_browser(browser: Any, html_file: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
@@ -275,6 +276,7 @@ def big_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # lays out the e2e-sized graph (3 s)
 def test_big_page_is_small_and_its_ids_are_drawn(big_html: Path) -> None:
     page = big_html.read_text("utf-8")
     assert len(page.encode("utf-8")) < 2_000_000, len(page)
@@ -303,6 +305,7 @@ def _inside(drv: Any, css: str) -> bool:
         });""", css))
 
 
+@pytest.mark.slow  # a real Chromium on the e2e-sized page: CI runs it
 def test_big_page_in_headless_browser(browser: Any, big_html: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
