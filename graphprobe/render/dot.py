@@ -106,8 +106,14 @@ def quote(text: str) -> str:
     >>> print(quote('a "b"\\nc\\\\d'))
     "a \\"b\\"\\nc\\\\d"
     """
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
+    if '"' not in text and "\\" not in text:
+        if text.isprintable():
+            return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
+        if "\n" in text and "\r" not in text:
+            # A parameter's label and shape: the same bytes as translate, with line breaks only.
+            lined = text.replace("\n", "\\n")
+            if lined.isprintable():
+                return '"' + lined + '"'
     return '"' + text.replace("\r\n", "\n").translate(_ESCAPES) + '"'
 
 
@@ -186,12 +192,16 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
         order = range(len(g.kind))
     else:
         order = sorted(range(len(g.kind)), key=rank.__getitem__)
+    modules, kinds = g.module, g.kind
     for v in order:
         if not visible[v]:
             continue
-        mod = g.module[v]
-        mod = box_of(mod) if mod else None
-        if not mod or g.kind[v] == "loss":
+        mod = modules[v]
+        if mod:
+            # box_of(mod), its memo read inline: this loop runs once per node.
+            got = box_memo.get(mod, "")
+            mod = got if got != "" else box_of(mod)
+        if not mod or kinds[v] == "loss":
             loose.append(v)
             continue
         c = by_path.get(mod)
@@ -653,7 +663,10 @@ def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
         chain = "".join(f" n{a} -> n{b} [style=\"invis\"];" for a, b in zip(losses, losses[1:]))
         out.append("  { rank=sink; " + " ".join(f"n{v};" for v in losses) + chain + " }")
 
-    out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
+    if all(visible):
+        out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst)]
+    else:
+        out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
     # Cut edges last, so they are drawn over the data edges.
     seen_cuts: dict[int, int] = {}
     for s, d, cut in g.cut_edges:
