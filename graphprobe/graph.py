@@ -197,12 +197,21 @@ class ProbeGraph:
         asking for parameters on a 500k-node graph does not scan every op again.
         """
         idx = self._kind_index
-        if idx is None or idx[0] != len(self.kind):
+        n = len(self.kind)
+        if idx is None or idx[0] > n:
             by: dict[str, list[int]] = {}
             for i, k in enumerate(self.kind):
                 if k != "op":
                     by.setdefault(k, []).append(i)
-            idx = self._kind_index = (len(self.kind), by)
+            idx = self._kind_index = (n, by)
+        elif idx[0] < n:
+            # Nodes appended since (unwalked parameters): index the new tail only.
+            by = {k: list(vs) for k, vs in idx[1].items()}
+            col = self.kind
+            for i in range(idx[0], n):
+                if col[i] != "op":
+                    by.setdefault(col[i], []).append(i)
+            idx = self._kind_index = (n, by)
         if "op" in kinds:
             want = set(kinds)
             return [i for i, k in enumerate(self.kind) if k in want]
