@@ -655,6 +655,30 @@ def _gc_optimizers() -> list[torch.optim.Optimizer]:
     return [o for o in gc.get_referrers(*classes) if type(o) in classes]
 
 
+def _optimizers_may_exist() -> bool:
+    """False only when no optimizer can have been built in this process.
+
+    torch marks an Optimizer class's ``step`` ``hooked`` on its first instance (see
+    :func:`_gc_optimizers`). With no class marked, and no Optimizer class from outside torch
+    (one whose ``__init__`` might skip torch's, so never marks it), there is none anywhere.
+    Complexity: O(Optimizer classes).
+    """
+    if not hasattr(torch.optim.Optimizer, "_patch_step_function"):
+        return True
+    seen: set[type] = set()
+    todo: list[type] = [torch.optim.Optimizer]
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        if getattr(c.__dict__.get("step"), "hooked", False) or not (
+                getattr(c, "__module__", "") or "").startswith("torch."):
+            return True
+        todo.extend(c.__subclasses__())
+    return False
+
+
 def name_hidden(tensors: Sequence[torch.Tensor], taken: Iterable[str] = ()) -> Known:
     """Names for parameters no variable or registry reached: through the live modules that hold them.
 
@@ -738,7 +762,9 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
         if registry is not None:
             _add_registry_modules(known, registry)
     # Optimizers: every one found by a path, then the registry's, then (if need be) the collector's.
-    opts: list[tuple[str | None, torch.optim.Optimizer]] = list(search().optimizers)
+    # With params= given, the search is only for optimizers: none built, none to find.
+    opts: list[tuple[str | None, torch.optim.Optimizer]] = (
+        list(search().optimizers) if params is None or _optimizers_may_exist() else [])
     have = {id(o) for _, o in opts}
     extra: list[torch.optim.Optimizer] = list(registry.optimizers_seen()) if registry is not None else []
     if not (optimizers_complete or getattr(registry, "from_start", False)):

@@ -207,3 +207,43 @@ def test_dot_of_every_node_names_each_node_once_in_its_box() -> None:
         assert dot.count(f"\n    n{v} [") + dot.count(f"\n  n{v} [") + dot.count(f"\n      n{v} [") \
             + dot.count(f"\n        n{v} [") + dot.count(f"\n          n{v} [") == 1
     assert "subgraph cluster_" in dot and 'label="model.layers.0.linear1.weight\\n32×16"' in dot
+
+
+_NO_OPTIMIZER_YET = r"""
+import json, torch
+from torch import nn
+import graphprobe
+from graphprobe.names import _optimizers_may_exist
+
+net = nn.Linear(3, 1)
+loss = net(torch.ones(2, 3)).sum()
+before = _optimizers_may_exist()
+first = graphprobe.probe(loss, params={"net": net}).params[0]["optimizers"]
+
+class Mine(torch.optim.Optimizer):  # never calls Optimizer.__init__, so never marks its step
+    def __init__(self, params):
+        self.param_groups = [{"params": list(params)}]
+        self.state = {}
+        self.defaults = {}
+
+mine = Mine(net.parameters())
+custom = _optimizers_may_exist()
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+second = graphprobe.probe(loss, params={"net": net}).params[0]["optimizers"]
+print(json.dumps([before, first, custom, second]))
+"""
+
+
+def test_optimizer_search_skipped_only_while_none_can_exist() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_OPTIMIZER_YET], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    before, first, custom, second = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before is False and first == []
+    assert custom is True  # a class from outside torch: it may hold parameters unmarked
+    assert second == ["mine", "opt"]
