@@ -425,6 +425,7 @@ class _Walker:
         op_a, fn_of_a, mask_a = self.op.append, self.fn_of.append, masks.append
         new = self.new
         plain = _PLAIN_OPS.get
+        setdefault = fn_node.setdefault
         # (autograd node, its id): the id travels with the node rather than being looked up.
         stack = [(fn, nid)]
         pop, push = stack.pop, stack.append
@@ -434,18 +435,17 @@ class _Walker:
             for nxt, _ in f.next_functions:
                 if nxt is None:
                     continue
-                n2 = fn_node.get(nxt)
-                if n2 is None:
+                # One dict operation: the next id if nxt is new (every id in use is below n).
+                n2 = setdefault(nxt, n)
+                if n2 == n:
                     name = plain(type(nxt))
                     if name is not None:
                         # A plain op (not a leaf, not opaque): the common case, three appends.
-                        n2 = n
                         n += 1
                         op_a(name)
                         fn_of_a(nxt)
                         mask_a(bit)
-                        fn_node[nxt] = n2
-                    else:
+                    else:  # new() appends the node as id n (or finds its leaf met as a loss)
                         n2 = new(nxt, bit)
                         n = len(self.op)
                     push((nxt, n2))
