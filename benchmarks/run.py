@@ -6,6 +6,8 @@ Usage::
     python benchmarks/run.py --quick         # small sizes, under a minute
     python benchmarks/run.py --profile       # also cProfile probe() on the big graph
     python benchmarks/run.py --out PATH      # where to write the results (benchmarks/RESULTS.md)
+    python benchmarks/run.py --only dot      # one section (gru, dot, trace, keep-running, render),
+                                             # printed only; repeat --only for several
 
 The figures are ratios against a baseline measured in the same process and the same run, so
 they travel between machines better than seconds do. See benchmarks/README.md for what each
@@ -632,6 +634,13 @@ def machine_line() -> str:
             f"{datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
 
 
+#: The sections, by the name ``--only`` takes, in the order of a full run.
+SECTIONS: dict[str, Callable[[Sizes, Results], None]] = {
+    "gru": bench_gru, "dot": bench_transformer_dot, "trace": bench_trace,
+    "keep-running": bench_keep_running, "render": bench_render,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and repeats (under a minute)")
@@ -640,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch.set_num_threads(N) first; 0 keeps torch's own choice (default 1: "
                          "see README)")
+    ap.add_argument("--only", action="append", choices=sorted(SECTIONS), metavar="SECTION",
+                    help=f"run only this section (repeatable: {', '.join(SECTIONS)}); prints, writes no file")
     ap.add_argument("--render-child", nargs=3, metavar=("KIND", "SIZE", "VIEW"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.render_child:
@@ -648,6 +659,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sz = QUICK if args.quick else FULL
+    if args.only:
+        res = Results()
+        for name in args.only:
+            SECTIONS[name](sz, res)
+        print("\n" + res.table())
+        return 0
     machine = machine_line()
     print(f"graphprobe benchmarks ({'quick' if args.quick else 'full'})\n{machine}", flush=True)
     res = Results()

@@ -230,7 +230,9 @@ def _build(losses: Sequence[torch.Tensor], frame: types.FrameType | None, params
         why_not = "pass confirm=True to confirm with a real torch.autograd.grad"
     consumed = {res.leaf_node[i] for i in (tr.consumed_leaf_ids() if tr is not None and
                                            hasattr(tr, "consumed_leaf_ids") else ()) if i in res.leaf_node}
-    leaf_tensors = {nid: fn.variable for fn, nid in res.fn_node.items() if g.kind[nid] == "reentry_leaf"}
+    # Rebuilt leaves (a few) by id, the order the walk met them, without a pass over every node.
+    leaf_tensors = {nid: res.fn_of[nid].variable for nid in g.nodes_of_kind("reentry_leaf")
+                    if res.fn_of[nid] is not None}
     loss_steps = _loss_steps(roots, tr, namespaces, known.optimizer_ids)
     guesses: list[CutInput] = []
     if not cut_pairs:

@@ -107,7 +107,9 @@ def build(g: ProbeGraph, cuts: Sequence[CutInput] = (), *, recorded: bool = Fals
     rep.shared = sharing.shared(g, masks)
     rep.frozen = [{"name": g.label[v], "module": g.module[v], "node": v} for v in detached.frozen(g)]
     inputs = list(cuts)
-    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed)
+    # No cut: nothing to judge, and judge_cuts' indexes (producers and consumers of every node)
+    # would cost more than the rest of the analyses on a big graph.
+    found = F.judge_cuts(g, masks, inputs, loss_steps, consumed) if inputs else F.Findings()
     # The cut edges are drawn by the renderers; they never take part in reachability (the copy's own list).
     g.cut_edges.extend(found.cut_edges)
     # Which cut each rebuilt leaf came back through (the most severe when several).

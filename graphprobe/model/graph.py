@@ -49,7 +49,19 @@ class TensorMeta:
 
     @classmethod
     def of(cls, t: Any) -> "TensorMeta":
-        return cls(tuple(int(s) for s in t.shape), str(t.dtype).replace("torch.", ""), str(t.device))
+        """Copy ``t``'s shape, dtype and device out (the strings cached per dtype and device)."""
+        dtype, device = t.dtype, t.device
+        key = (dtype, device)
+        names = _META_NAMES.get(key)
+        if names is None:
+            names = (str(dtype).replace("torch.", ""), str(device))
+            if len(_META_NAMES) < 1_000:
+                _META_NAMES[key] = names
+        return cls(tuple(map(int, t.shape)), *names)
+
+
+#: (dtype, device) -> their names in a TensorMeta: a graph has few, and a param node asks for each.
+_META_NAMES: dict[tuple[Any, Any], tuple[str, str]] = {}
 
 
 @dataclass
@@ -185,12 +197,21 @@ class ProbeGraph:
         asking for parameters on a 500k-node graph does not scan every op again.
         """
         idx = self._kind_index
-        if idx is None or idx[0] != len(self.kind):
+        n = len(self.kind)
+        if idx is None or idx[0] > n:
             by: dict[str, list[int]] = {}
             for i, k in enumerate(self.kind):
                 if k != "op":
                     by.setdefault(k, []).append(i)
-            idx = self._kind_index = (len(self.kind), by)
+            idx = self._kind_index = (n, by)
+        elif idx[0] < n:
+            # Nodes appended since (unwalked parameters): index the new tail only.
+            by = {k: list(vs) for k, vs in idx[1].items()}
+            col = self.kind
+            for i in range(idx[0], n):
+                if col[i] != "op":
+                    by.setdefault(col[i], []).append(i)
+            idx = self._kind_index = (n, by)
         if "op" in kinds:
             want = set(kinds)
             return [i for i, k in enumerate(self.kind) if k in want]

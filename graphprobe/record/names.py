@@ -107,13 +107,23 @@ class Registry(Protocol):
     def optimizers_seen(self) -> list[Any]: ...
 
 
+_WRAPPED_ATTR: dict[type, str | None] = {}  # by class: a model has few classes, many modules
+
+
 def _wrapped_attr(mod: nn.Module) -> str | None:
     """The attribute a wrapper module holds the user's module in, or None if it is no wrapper."""
-    for cls in type(mod).__mro__:
+    t = type(mod)
+    if t in _WRAPPED_ATTR:
+        return _WRAPPED_ATTR[t]
+    found: str | None = None
+    for cls in t.__mro__:
         attr = _WRAPPERS.get(cls.__name__)
         if attr is not None:
-            return attr
-    return None
+            found = attr
+            break
+    if len(_WRAPPED_ATTR) < 10_000:
+        _WRAPPED_ATTR[t] = found
+    return found
 
 
 def strip_wrapper(path: str) -> str:
@@ -424,11 +434,66 @@ def _outermost_first(mods: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Mo
     return [x for x in mods if id(x[1]) not in inner] + [x for x in mods if id(x[1]) in inner]
 
 
+_BASE_NAMED_MODULES = nn.Module.named_modules
+_BASE_NAMED_PARAMETERS = nn.Module.named_parameters
+_BASE_NAMED_MEMBERS = nn.Module._named_members
+_BASE_MODULES = nn.Module.modules
+
+
+def _named_modules(mod: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``list(mod.named_modules())``, walked with an explicit stack when no module overrides it.
+
+    torch's own is a recursive generator (a ``yield from`` chain as deep as the tree, per
+    module); this visits the modules in the same pre-order with the same memo, so the list is
+    the same. A tree with a module whose class overrides ``named_modules`` gets torch's.
+    Complexity: O(M) for M modules.
+    """
+    out: list[tuple[str, nn.Module]] = []
+    memo: set[nn.Module] = set()
+    stack: list[tuple[str, nn.Module]] = [("", mod)]
+    while stack:
+        prefix, m = stack.pop()
+        if type(m).named_modules is not _BASE_NAMED_MODULES:
+            return list(mod.named_modules())
+        if m in memo:
+            continue
+        memo.add(m)
+        out.append((prefix, m))
+        dot = prefix + "." if prefix else ""
+        kids = [(dot + name, sub) for name, sub in m._modules.items() if sub is not None]
+        kids.reverse()
+        stack.extend(kids)
+    return out
+
+
+def _named_parameters(mod: nn.Module, modules: list[tuple[str, nn.Module]]) -> Iterable[tuple[str, Any]]:
+    """``mod.named_parameters(remove_duplicate=True)``, from ``modules`` (its :func:`_named_modules`).
+
+    torch's walks the tree again; with neither ``named_parameters`` nor ``_named_members``
+    overridden (FSDP1 overrides it) it is each module's ``_parameters`` in that order, each
+    tensor once. Complexity: O(M + P).
+    """
+    t = type(mod)
+    if t.named_parameters is not _BASE_NAMED_PARAMETERS or t._named_members is not _BASE_NAMED_MEMBERS:
+        return list(mod.named_parameters(remove_duplicate=True))
+    out: list[tuple[str, Any]] = []
+    memo: set[int] = set()
+    for prefix, m in modules:
+        dot = prefix + "." if prefix else ""
+        for k, v in m._parameters.items():
+            if v is None or id(v) in memo:
+                continue
+            memo.add(id(v))
+            out.append((dot + k, v))
+    return out
+
+
 def _add_module(known: Known, prefix: str, mod: nn.Module) -> None:
     # Each submodule's path, the level a wrapper holds its module in left out (see _WRAPPERS).
     paths: dict[str, str] = {}
     mods: dict[str, nn.Module] = {}
-    for sub_path, sub in mod.named_modules():
+    tree = _named_modules(mod)
+    for sub_path, sub in tree:
         if not sub_path:
             path = prefix
         else:
@@ -439,8 +504,11 @@ def _add_module(known: Known, prefix: str, mod: nn.Module) -> None:
         known.modules.setdefault(id(sub), path)
     from .fsdp import unsharded_twins
 
-    known.twins.update(unsharded_twins(mod))
-    for pname, p in mod.named_parameters(remove_duplicate=True):
+    # unsharded_twins looks only at modules whose class has _get_fsdp_state (FSDP2's).
+    if type(mod).modules is not _BASE_MODULES or any(
+            hasattr(t, "_get_fsdp_state") for t in {type(sub) for _, sub in tree}):
+        known.twins.update(unsharded_twins(mod))
+    for pname, p in _named_parameters(mod, tree):
         p = known.twins.get(id(p), p)  # FSDP2: name the parameter the graph holds
         if id(p) in known.params:
             continue
@@ -513,6 +581,30 @@ def _gc_optimizers() -> list[torch.optim.Optimizer]:
     if not classes:
         return []
     return [o for o in gc.get_referrers(*classes) if type(o) in classes]
+
+
+def _optimizers_may_exist() -> bool:
+    """False only when no optimizer can have been built in this process.
+
+    torch marks an Optimizer class's ``step`` ``hooked`` on its first instance (see
+    :func:`_gc_optimizers`). With no class marked, and no Optimizer class from outside torch
+    (one whose ``__init__`` might skip torch's, so never marks it), there is none anywhere.
+    Complexity: O(Optimizer classes).
+    """
+    if not hasattr(torch.optim.Optimizer, "_patch_step_function"):
+        return True
+    seen: set[type] = set()
+    todo: list[type] = [torch.optim.Optimizer]
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        if getattr(c.__dict__.get("step"), "hooked", False) or not (
+                getattr(c, "__module__", "") or "").startswith("torch."):
+            return True
+        todo.extend(c.__subclasses__())
+    return False
 
 
 def name_hidden(tensors: Sequence[torch.Tensor], taken: Iterable[str] = ()) -> Known:
@@ -598,7 +690,9 @@ def collect_known(frame: types.FrameType | None, params: Any = None, *, registry
         if registry is not None:
             _add_registry_modules(known, registry)
     # Optimizers: every one found by a path, then the registry's, then (if need be) the collector's.
-    opts: list[tuple[str | None, torch.optim.Optimizer]] = list(search().optimizers)
+    # With params= given, the search is only for optimizers: none built, none to find.
+    opts: list[tuple[str | None, torch.optim.Optimizer]] = (
+        list(search().optimizers) if params is None or _optimizers_may_exist() else [])
     have = {id(o) for _, o in opts}
     extra: list[torch.optim.Optimizer] = list(registry.optimizers_seen()) if registry is not None else []
     if not (optimizers_complete or getattr(registry, "from_start", False)):

@@ -106,8 +106,14 @@ def quote(text: str) -> str:
     >>> print(quote('a "b"\\nc\\\\d'))
     "a \\"b\\"\\nc\\\\d"
     """
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
+    if '"' not in text and "\\" not in text:
+        if text.isprintable():
+            return '"' + text + '"'  # most labels: nothing to escape (checked in C, no translate)
+        if "\n" in text and "\r" not in text:
+            # A parameter's label and shape: the same bytes as translate, with line breaks only.
+            lined = text.replace("\n", "\\n")
+            if lined.isprintable():
+                return '"' + lined + '"'
     return '"' + text.replace("\r\n", "\n").translate(_ESCAPES) + '"'
 
 
@@ -186,12 +192,27 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
         order = range(len(g.kind))
     else:
         order = sorted(range(len(g.kind)), key=rank.__getitem__)
+    modules, kinds = g.module, g.kind
+    # A node's module path -> its box (None: loose), so the loop below, once per node, does one
+    # lookup; a box is made when the first node in it is met, as the boxes are numbered.
+    box_for: dict[str, _Cluster | None] = {}
     for v in order:
         if not visible[v]:
             continue
-        mod = g.module[v]
-        mod = box_of(mod) if mod else None
-        if not mod or g.kind[v] == "loss":
+        raw = modules[v]
+        if not raw or kinds[v] == "loss":
+            loose.append(v)
+            continue
+        c = box_for.get(raw, root)
+        if c is not root:
+            if c is None:
+                loose.append(v)
+            else:
+                c.nodes.append(v)
+            continue
+        mod = box_of(raw)
+        if not mod:
+            box_for[raw] = None
             loose.append(v)
             continue
         c = by_path.get(mod)
@@ -208,6 +229,7 @@ def _module_tree(g: ProbeGraph, visible: list[bool], rank: list[int] | None = No
                     parent.children.append(c)
                 parent = c
             assert c is not None
+        box_for[raw] = c
         c.nodes.append(v)
     # Fold away boxes with no nodes of their own and a single child (children before parents).
     for c in sorted(by_path.values(), key=lambda c: -c.idx):
@@ -262,7 +284,7 @@ def _findings(report: ReportData, g: ProbeGraph) -> dict[str, Any]:
     plain_skip = set(shared_by) | set(unreached) | set(reentry) | set(freed) | frozen
     return {"shared": shared_by, "unreached": unreached, "reentry": reentry, "freed": freed,
             "frozen": frozen, "feeds_loss": feeds_loss, "failed": failed, "plain_skip": plain_skip,
-            "quoted": {}}
+            "quoted": {}, "shapes": {}}
 
 
 def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> str:
@@ -284,7 +306,12 @@ def _node_line(g: ProbeGraph, v: int, notes: dict[str, Any], used: set[str]) -> 
     if kind == "param" and v not in notes["plain_skip"]:
         # A parameter no finding is about: the general path's bytes, without its lists.
         m = g.meta.get(v)
-        shape = _shape_text(g, v)
+        shape: str | None = None
+        if m is not None:  # _shape_text(g, v), once per distinct shape
+            shapes = notes["shapes"]
+            shape = shapes.get(m.shape)
+            if shape is None:
+                shape = shapes[m.shape] = _shape_text(g, v)
         label = g.label[v] + ("\n" + shape if shape else "")
         param_tip = f"param {g.label[v]}" + (f": {shape} {m.dtype} on {m.device}" if m else "")
         used.add("param")
@@ -653,7 +680,10 @@ def _view_dot(view: View, options: DotOptions | None, title: str | None) -> str:
         chain = "".join(f" n{a} -> n{b} [style=\"invis\"];" for a, b in zip(losses, losses[1:]))
         out.append("  { rank=sink; " + " ".join(f"n{v};" for v in losses) + chain + " }")
 
-    out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
+    if all(visible):
+        out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst)]
+    else:
+        out += [f"  n{s} -> n{d};" for s, d in zip(g.src, g.dst) if visible[s] and visible[d]]
     # Cut edges last, so they are drawn over the data edges.
     seen_cuts: dict[int, int] = {}
     for s, d, cut in g.cut_edges:

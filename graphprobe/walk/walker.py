@@ -90,6 +90,10 @@ def is_freed(fn: Any) -> bool:
     return False
 
 
+#: What a live ``_raw_saved_*`` slot reads as; finish_freed's shortcut (None on a torch without it).
+_SAVED_TENSOR: Any = getattr(getattr(torch._C, "_autograd", None), "SavedTensor", None)
+
+
 def iter_fns(starts: Iterable[Any]) -> Iterator[Any]:
     """Every autograd node reachable from ``starts`` (None skipped), each once, iteratively.
 
@@ -125,6 +129,7 @@ class WalkResult:
     fn_node: dict[Any, int] = field(default_factory=dict)
     leaf_node: dict[int, int] = field(default_factory=dict)  # id(leaf tensor) -> node
     masks: list[int] = field(default_factory=list)  # loss bitsets, as analysis.loss_masks
+    fn_of: list[Any] = field(default_factory=list)  # node id -> autograd node (None for losses)
 
 
 def _module_tag(fn: Any, known: Known) -> str | None:
@@ -251,11 +256,13 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
     # Module tags where the recorder gave none: the module of the parameters an op reads directly.
     if any(m is None for m in g.module):
         _infer_modules(g)
-    return WalkResult(g, fn_node, leaf_node, w.masks)
+    return WalkResult(g, fn_node, leaf_node, w.masks, w.fn_of)
 
 
 #: autograd node type -> (its name, "leaf" for AccumulateGrad / an opaque kind / None)
 _TYPE_INFO: dict[type, tuple[str, str | None]] = {}
+#: the plain op types of _TYPE_INFO (neither a leaf nor opaque) -> their name, for the walk's loop
+_PLAIN_OPS: dict[type, str] = {}
 
 
 class _Walker:
@@ -299,8 +306,13 @@ class _Walker:
         g.label[:] = cast("list[str]", self.op)
         g.module[:] = [None] * n
         g.name[:] = [None] * n
+        by_kind: dict[str, list[int]] = {}
         for nid, (kind, label, module, name) in self.extra.items():
             g.kind[nid], g.label[nid], g.module[nid], g.name[nid] = kind, label, module, name
+            if kind != "op":
+                by_kind.setdefault(kind, []).append(nid)
+        # The non-op nodes are all in extra, in id order: nodes_of_kind() need not scan the ops.
+        g._kind_index = (n, by_kind)
         if self.read_tags:  # the recorder tagged ops with their module in grad_fn.metadata
             known, fn_of, kind_col, mod_col = self.known, self.fn_of, g.kind, g.module
             for v in range(n):
@@ -319,6 +331,8 @@ class _Walker:
         ti = _TYPE_INFO.get(t)
         if ti is None:
             ti = _TYPE_INFO[t] = (t.__name__, "leaf" if t.__name__ == "AccumulateGrad" else opaque_kind(fn))
+            if ti[1] is None:
+                _PLAIN_OPS[t] = t.__name__
         is_acc = ti[1] == "leaf"
         g = self.g
         if is_acc:
@@ -369,31 +383,31 @@ class _Walker:
         src_append, dst_append = g.src.append, g.dst.append
         op_a, fn_of_a, mask_a = self.op.append, self.fn_of.append, masks.append
         new = self.new
-        type_info = _TYPE_INFO
-        stack = [fn]
+        plain = _PLAIN_OPS.get
+        setdefault = fn_node.setdefault
+        # (autograd node, its id): the id travels with the node rather than being looked up.
+        stack = [(fn, nid)]
         pop, push = stack.pop, stack.append
         n = len(self.op)
         while stack:
-            f = pop()
-            me = fn_node[f]
+            f, me = pop()
             for nxt, _ in f.next_functions:
                 if nxt is None:
                     continue
-                n2 = fn_node.get(nxt)
-                if n2 is None:
-                    ti = type_info.get(type(nxt))
-                    if ti is not None and ti[1] is None:
+                # One dict operation: the next id if nxt is new (every id in use is below n).
+                n2 = setdefault(nxt, n)
+                if n2 == n:
+                    name = plain(type(nxt))
+                    if name is not None:
                         # A plain op (not a leaf, not opaque): the common case, three appends.
-                        n2 = n
                         n += 1
-                        op_a(ti[0])
+                        op_a(name)
                         fn_of_a(nxt)
                         mask_a(bit)
-                        fn_node[nxt] = n2
-                    else:
+                    else:  # new() appends the node as id n (or finds its leaf met as a loss)
                         n2 = new(nxt, bit)
                         n = len(self.op)
-                    push(nxt)
+                    push((nxt, n2))
                 elif bit and not masks[n2] & bit:
                     self.propagate(n2, bit)
                 src_append(n2)
@@ -474,8 +488,22 @@ class _Walker:
         n = len(kind)
         head = range(min(n, 20_000))
         sample = [v for v in (list(head) + list(range(20_000, n, 16))) if kind[v] == "op"]
+        attrs_of = _SAVED_ATTRS
         for v in sample:
-            if is_freed(fn_of[v]):
+            fn = fn_of[v]
+            # The common case, inline (once per op): its first saved slot holds data, so
+            # is_freed would say False. Anything else is left to is_freed.
+            attrs = attrs_of.get(type(fn))
+            if attrs:
+                try:
+                    r = getattr(fn, attrs[0])
+                    if type(r) is _SAVED_TENSOR and r.data is not None:
+                        continue
+                except Exception:  # noqa: BLE001 - is_freed tells what the error means
+                    pass
+            elif attrs is not None:
+                continue  # nothing saved: never freed
+            if is_freed(fn):
                 freed.add(v)
         if freed and n > 20_000:
             for v in [v for v, k in enumerate(kind) if k == "op"]:
@@ -486,20 +514,31 @@ class _Walker:
 def _infer_modules(g: ProbeGraph) -> None:
     """Tag an op with the module of the parameters it reads directly, when that is one module."""
     kinds, mods = g.kind, g.module
-    params = {v for v in g.nodes_of_kind("param") if mods[v] is not None}
+    params = [v for v in g.nodes_of_kind("param") if mods[v] is not None]
     if not params:
         return
     import numpy as np  # noqa: PLC0415  (numpy is a dependency; imported where it pays)
 
+    # Each parameter's module as a small int; -1 for every other node.
+    names = sorted({cast(str, mods[v]) for v in params})
+    code_of = {m: i for i, m in enumerate(names)}
+    code = np.full(len(kinds), -1, dtype=np.int64)
+    code[np.asarray(params, dtype=np.int64)] = [code_of[cast(str, mods[v])] for v in params]
     src = np.asarray(g.src, dtype=np.int64)
-    hits = np.nonzero(np.isin(src, np.fromiter(params, dtype=np.int64, count=len(params))))[0]
-    dst = g.dst
-    cand: dict[int, str | None] = {}
-    for e in hits.tolist():  # only the edges out of parameters, found in one vectorised pass
-        s, d = int(src[e]), dst[e]
+    hits = np.nonzero(code[src] >= 0)[0]  # the edges out of parameters, in one vectorised pass
+    if not len(hits):
+        return
+    dst = np.asarray(g.dst, dtype=np.int64)[hits]
+    c = code[src[hits]]
+    # Per consumer, the smallest and largest module code of the parameters it reads: one
+    # module when they agree.
+    by = np.lexsort((c, dst))
+    dst, c = dst[by], c[by]
+    first = np.ones(len(dst), dtype=bool)
+    first[1:] = dst[1:] != dst[:-1]
+    starts = np.nonzero(first)[0]
+    ends = np.append(starts[1:], len(dst)) - 1
+    one = c[starts] == c[ends]
+    for d, k in zip(dst[starts[one]].tolist(), c[starts[one]].tolist()):
         if kinds[d] == "op" and mods[d] is None:
-            prev = cand.get(d, mods[s])
-            cand[d] = mods[s] if prev == mods[s] else None
-    for d, m in cand.items():
-        if m is not None:
-            mods[d] = m
+            mods[d] = names[k]
