@@ -97,5 +97,5 @@ class _GraphprobeBug(BaseException):
     A BaseException, so neither the script's ``except Exception`` nor the runner's handling of
     the script's errors takes it for the script's: ``run_script`` re-raises the cause, and the
     CLI reports it as graphprobe's crash (exit 70). It lives here, low, so that the recorder
-    (:mod:`graphprobe.trace`) can raise it without importing the runner that imports it.
+    (:mod:`graphprobe.record`) can raise it without importing the run that imports it.
     """

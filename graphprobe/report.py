@@ -2,7 +2,7 @@
 
 :class:`Report` is :class:`graphprobe.model.report.ReportData` (the findings, the verdict and
 the versioned JSON contract, documented there) plus its renderers and networkx views. This
-module sits above :mod:`graphprobe.render` and :mod:`graphprobe.nxview`, which take the report
+module sits above :mod:`graphprobe.render` and :mod:`graphprobe.model.nxview`, which take the report
 as a ``ReportData`` and never import this module.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Report(ReportData):
         Algorithms on it agree with the report (``nx.ancestors`` of a loss node holds the
         parameters it reaches); cut edges are in :attr:`graph_with_cuts`. Every attribute is
         GraphML-safe; ``G.graph`` holds the verdict, the losses and the schema version. See
-        :mod:`graphprobe.nxview`.
+        :mod:`graphprobe.model.nxview`.
         """
         from .model.nxview import to_networkx
 

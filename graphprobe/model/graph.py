@@ -2,7 +2,7 @@
 
 The walk (:mod:`graphprobe.walk`) fills a :class:`ProbeGraph`; the analyses read it; the renderers
 draw it.  Columns instead of one dict per node keep a 500k-node graph small, and the networkx
-``DiGraph`` (:mod:`graphprobe.nxview`; ``Report.graph`` builds it once, on first access) is
+``DiGraph`` (:mod:`graphprobe.model.nxview`; ``Report.graph`` builds it once, on first access) is
 built in bulk.
 
 Node schema (one row per node, ids are ``0..n-1`` in walk order, stable for the same program):
@@ -252,7 +252,7 @@ class ProbeGraph:
     def to_networkx(self, cuts: bool = False) -> Any:
         """The graph as a ``networkx.DiGraph``: autograd edges only, or with the cut edges.
 
-        See :mod:`graphprobe.nxview`; :attr:`graphprobe.Report.graph` adds the verdict and the
+        See :mod:`graphprobe.model.nxview`; :attr:`graphprobe.Report.graph` adds the verdict and the
         losses to ``G.graph``. Complexity: O(V + E).
         """
         from .nxview import to_networkx
