@@ -158,3 +158,16 @@ def test_the_scan_sees_function_level_and_type_checking_imports(tmp_path):
     assert {"pkg.a", "pkg.b"} <= set(cycle)  # through pkg.sub's __init__ or through pkg.sub.c
     (pkg / "a.py").write_text("def f():\n    return 1\n")
     assert find_cycle(import_graph(pkg)) is None
+
+
+def test_the_command_line_loads_no_renderer_before_it_renders():
+    # The CLI checks an output path against the registry before the script runs; the registry's
+    # package must not pull the DOT writer, the engine and the data model in with it.
+    import subprocess
+    import sys
+
+    code = ("import sys, graphprobe.cli, graphprobe.render.registry as r; r.renderer_for('x.svg'); "
+            "print(sorted(m for m in ('graphprobe.render.dot', 'graphprobe.render.engine', "
+            "'graphprobe.model.report', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
