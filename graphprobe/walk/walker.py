@@ -187,7 +187,7 @@ class CutSides:
 def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
          var_names: dict[Any, str] | None = None, reentry_ids: set[int] | None = None,
          plain_leaf_ids: set[int] | None = None, check_freed: bool = True,
-         terms: Sequence[Root] = (), read_tags: bool = True) -> WalkResult:
+         terms: Sequence[Root] = (), read_tags: bool = False) -> WalkResult:
     """Walk from every root's ``grad_fn`` to the leaves.
 
     Parameters
@@ -212,7 +212,8 @@ def walk(roots: Sequence[Root], known: Known, *, cuts: Sequence[CutSides] = (),
         only when its ``grad_fn`` is already in the roots' graph.
     read_tags : bool
         Read the module tags a recorder left in ``grad_fn.metadata``. Reading ``metadata``
-        makes torch create a dict on every node, so a probe with no trace in sight skips it.
+        makes torch create a dict on every node, so it is off unless asked: the pipeline asks
+        once a recorder has tagged nodes (:func:`graphprobe.record.recorder.modules_tagged`).
 
     Returns
     -------
